@@ -1,0 +1,44 @@
+// Shared by the domain test files; each file uses part of it.
+#![allow(dead_code)]
+
+use flowback::delivery;
+use flowback::occurrence::Occurrence;
+use time::macros::datetime;
+use time::OffsetDateTime;
+
+pub const RECEIVED_AT: OffsetDateTime = datetime!(2026-12-04 16:00:00 UTC);
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = format!(
+        "{}/../tests/fixtures/posthog/{name}.webhook.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+pub fn occurrence(body: &[u8]) -> Occurrence {
+    let d = delivery::parse(body).expect("parses");
+    Occurrence::from_delivery(&d, RECEIVED_AT).expect("is an exception")
+}
+
+pub fn occurrence_of_json(v: serde_json::Value) -> Occurrence {
+    occurrence(v.to_string().as_bytes())
+}
+
+pub fn prd_input_for(o: &Occurrence) -> flowback::prd::PrdInput<'_> {
+    flowback::prd::PrdInput {
+        title: &o.title,
+        environment_name: o.environment_name.as_deref(),
+        level: o.level,
+        handled: o.handled,
+        priority: o.suggestion.priority,
+        priority_reason: &o.suggestion.reason,
+        occurrences: 1,
+        affected_users: 1,
+        first_seen: o.timestamp,
+        last_seen: o.timestamp,
+        context: &o.context,
+        evidence: &o.evidence,
+        posthog_issue_url: o.links.posthog_issue.as_deref(),
+    }
+}
