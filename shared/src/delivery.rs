@@ -182,6 +182,12 @@ where
 
 /// Parses a delivery body. Errors name the JSON path of the offending field.
 pub fn parse(body: &[u8]) -> Result<Delivery, ParseError> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
+        return Err(ParseError::Shape(
+            "not a PostHog event delivery: the body must be a JSON object".into(),
+        ));
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     let delivery: Delivery = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();

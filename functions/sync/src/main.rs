@@ -3,5 +3,5 @@ use lambda_http::{run, service_fn, Error};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     flowback::telemetry::init();
-    run(service_fn(|req| sync::handle(req))).await
+    run(service_fn(sync::handle)).await
 }
