@@ -183,7 +183,9 @@ where
 /// Parses a delivery body. Errors name the JSON path of the offending field.
 pub fn parse(body: &[u8]) -> Result<Delivery, ParseError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
-    if first.is_some_and(|b| *b != b'{') && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
+    if first.is_some_and(|b| *b != b'{')
+        && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok()
+    {
         return Err(ParseError::Shape(
             "not a PostHog event delivery: the body must be a JSON object".into(),
         ));

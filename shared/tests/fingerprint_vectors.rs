@@ -51,7 +51,10 @@ fn same_error_elsewhere_in_the_file_or_with_other_ids_is_the_same_error() {
 #[test]
 fn a_different_in_app_function_or_chain_order_is_a_different_error() {
     let v = vectors();
-    assert_ne!(ours(&v["web_type_error"]), ours(&v["web_type_error_other_function"]));
+    assert_ne!(
+        ours(&v["web_type_error"]),
+        ours(&v["web_type_error_other_function"])
+    );
     assert_ne!(ours(&v["python_chain"]), ours(&v["python_chain_reordered"]));
 }
 
@@ -68,13 +71,18 @@ fn posthogs_fingerprint_wins_and_ours_is_used_without_it() {
         .remove("$exception_fingerprint");
     let without = common::occurrence_of_json(json.clone());
     assert_eq!(without.fingerprint.as_str().len(), 64);
-    json["event"]["properties"]["$exception_list"][0]["stacktrace"]["frames"][0]["lineno"] = 999.into();
-    assert_eq!(common::occurrence_of_json(json).fingerprint, without.fingerprint);
+    json["event"]["properties"]["$exception_list"][0]["stacktrace"]["frames"][0]["lineno"] =
+        999.into();
+    assert_eq!(
+        common::occurrence_of_json(json).fingerprint,
+        without.fingerprint
+    );
 }
 
 #[test]
 fn an_oversized_posthog_fingerprint_is_a_clear_error() {
-    let mut json: serde_json::Value = serde_json::from_slice(&common::fixture("web-handled")).unwrap();
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&common::fixture("web-handled")).unwrap();
     json["event"]["properties"]["$exception_fingerprint"] = "f".repeat(513).into();
     let d = flowback::delivery::parse(json.to_string().as_bytes()).unwrap();
     let err = flowback::occurrence::Occurrence::from_delivery(&d, common::RECEIVED_AT).unwrap_err();
@@ -83,5 +91,8 @@ fn an_oversized_posthog_fingerprint_is_a_clear_error() {
         "event.properties.$exception_fingerprint: fingerprint is 513 bytes long; at most 512 are accepted"
     );
     json["event"]["properties"]["$exception_fingerprint"] = "f".repeat(512).into();
-    assert_eq!(common::occurrence_of_json(json).fingerprint.as_str().len(), 512);
+    assert_eq!(
+        common::occurrence_of_json(json).fingerprint.as_str().len(),
+        512
+    );
 }

@@ -13,38 +13,77 @@ fn shape_error(body: &str) -> String {
 
 #[test]
 fn not_an_event_says_what_is_missing() {
-    assert_eq!(shape_error("{}"), "not a PostHog event delivery: missing field `event`");
-    assert_eq!(shape_error(r#"{"event": {}}"#), "event: missing field `event`");
-    assert_eq!(shape_error("[]"), "not a PostHog event delivery: the body must be a JSON object");
-    assert_eq!(shape_error(" 42"), "not a PostHog event delivery: the body must be a JSON object");
+    assert_eq!(
+        shape_error("{}"),
+        "not a PostHog event delivery: missing field `event`"
+    );
+    assert_eq!(
+        shape_error(r#"{"event": {}}"#),
+        "event: missing field `event`"
+    );
+    assert_eq!(
+        shape_error("[]"),
+        "not a PostHog event delivery: the body must be a JSON object"
+    );
+    assert_eq!(
+        shape_error(" 42"),
+        "not a PostHog event delivery: the body must be a JSON object"
+    );
     assert!(shape_error(r#"{"event": "boom"}"#).starts_with("event: invalid type: string"));
-    assert!(shape_error(r#"{"event": {"event": 5}}"#).starts_with("event.event: invalid type: integer"));
-    assert!(shape_error(r#"{"event": {"event": "$exception", "properties": {"$exception_list": "x"}}}"#)
-        .starts_with("event.properties.$exception_list: invalid type: string"));
+    assert!(
+        shape_error(r#"{"event": {"event": 5}}"#).starts_with("event.event: invalid type: integer")
+    );
+    assert!(shape_error(
+        r#"{"event": {"event": "$exception", "properties": {"$exception_list": "x"}}}"#
+    )
+    .starts_with("event.properties.$exception_list: invalid type: string"));
     assert!(shape_error(r#"{"event": {"event": "$exception", "properties": {"$exception_list": [{"stacktrace": {"frames": 3}}]}}}"#)
         .starts_with("event.properties.$exception_list[0].stacktrace.frames: invalid type: integer"));
 }
 
 #[test]
 fn broken_json_is_a_json_error() {
-    for body in ["", "{", r#"{"event": {"event": "$exception""#, r#"{"event": {"event": "x"}} trailing"#, "nul\u{0}"] {
-        assert!(matches!(parse(body.as_bytes()), Err(ParseError::Json(_))), "{body:?}");
+    for body in [
+        "",
+        "{",
+        r#"{"event": {"event": "$exception""#,
+        r#"{"event": {"event": "x"}} trailing"#,
+        "nul\u{0}",
+    ] {
+        assert!(
+            matches!(parse(body.as_bytes()), Err(ParseError::Json(_))),
+            "{body:?}"
+        );
     }
-    assert!(matches!(parse(b"{\"event\": \"\xff\xfe\"}"), Err(ParseError::Json(_))));
+    assert!(matches!(
+        parse(b"{\"event\": \"\xff\xfe\"}"),
+        Err(ParseError::Json(_))
+    ));
     let deep = "[".repeat(10_000);
-    assert!(parse(format!(r#"{{"event": {{"event": "$exception", "properties": {{"x": {deep}}}}}}}"#).as_bytes()).is_err());
+    assert!(parse(
+        format!(r#"{{"event": {{"event": "$exception", "properties": {{"x": {deep}}}}}}}"#)
+            .as_bytes()
+    )
+    .is_err());
 }
 
 #[test]
 fn only_the_event_name_is_required() {
     let d = parse(br#"{"event": {"event": "$exception"}}"#).unwrap();
     assert_eq!(d.kind(), EventKind::Exception);
-    assert!(d.environment_id().is_err(), "no project: routing says which field is missing");
+    assert!(
+        d.environment_id().is_err(),
+        "no project: routing says which field is missing"
+    );
     let d = parse(br#"{"event": {"event": "$exception", "properties": null}, "person": null, "project": {"id": "42"}}"#).unwrap();
     assert_eq!(d.environment_id().unwrap().get(), 42);
     let o = flowback::occurrence::Occurrence::from_delivery(&d, common::RECEIVED_AT).unwrap();
     assert_eq!(o.title, "Error");
-    assert_eq!(o.timestamp, common::RECEIVED_AT, "no timestamp: the time we received it");
+    assert_eq!(
+        o.timestamp,
+        common::RECEIVED_AT,
+        "no timestamp: the time we received it"
+    );
     assert_eq!(o.links, flowback::links::Links::default());
 }
 
@@ -117,7 +156,9 @@ fn legacy_and_server_side_fields_fill_in_for_a_missing_list() {
 
 #[test]
 fn stored_sizes_are_bounded() {
-    let frames: Vec<_> = (0..100).map(|i| json!({"function": format!("f{i}"), "filename": "a.js", "in_app": true})).collect();
+    let frames: Vec<_> = (0..100)
+        .map(|i| json!({"function": format!("f{i}"), "filename": "a.js", "in_app": true}))
+        .collect();
     let o = common::occurrence_of_json(json!({
         "event": {"event": "$exception", "properties": {"$exception_list": [
             {"type": "Error", "value": "é".repeat(10_000), "stacktrace": {"frames": frames}}
@@ -128,6 +169,10 @@ fn stored_sizes_are_bounded() {
     assert!(e.message.as_ref().unwrap().len() <= 4096);
     assert!(e.message.as_ref().unwrap().ends_with('…'));
     assert_eq!(e.frames.len(), 30);
-    assert_eq!(e.frames.last().unwrap().function.as_deref(), Some("f99"), "the frames nearest the throw are kept");
+    assert_eq!(
+        e.frames.last().unwrap().function.as_deref(),
+        Some("f99"),
+        "the frames nearest the throw are kept"
+    );
     assert_eq!(o.title.chars().count(), 120);
 }

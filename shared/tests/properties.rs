@@ -156,13 +156,18 @@ proptest! {
 fn a_message_with_fences_and_script_tags_stays_inert_text() {
     let o = occurrence_with("```\n<script>alert('x')</script>\n# Owned");
     let md = prd::render(&common::prd_input_for(&o));
-    assert!(md.contains("\\`\\`\\` \\<script\\>alert\\(\\'x\\'\\)\\<\\/script\\> \\# Owned"), "{md}");
+    assert!(
+        md.contains("\\`\\`\\` \\<script\\>alert\\(\\'x\\'\\)\\<\\/script\\> \\# Owned"),
+        "{md}"
+    );
 }
 
 #[test]
 fn a_huge_chain_is_cut_at_32_kb_on_a_line_boundary() {
     let long = "x".repeat(4000);
-    let list: Vec<_> = (0..10).map(|i| json!({"type": format!("E{i}"), "value": long})).collect();
+    let list: Vec<_> = (0..10)
+        .map(|i| json!({"type": format!("E{i}"), "value": long}))
+        .collect();
     let o = common::occurrence_of_json(json!({
         "event": {"event": "$exception", "properties": {"$exception_list": list}},
         "project": {"id": 2}
