@@ -9,7 +9,7 @@ export CARGO_TERM_COLOR ?= never
 .PHONY: test run lint unit tools fmt
 
 test: tools lint
-	cargo test --workspace --all-targets
+	scripts/with-moto.sh cargo test --workspace --all-targets
 
 lint:
 	cargo fmt --all -- --check

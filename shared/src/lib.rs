@@ -17,4 +17,11 @@ pub mod priority;
 pub mod title;
 
 pub mod api;
+pub mod aws;
+pub mod config;
+pub mod draft;
+pub mod metrics;
+pub mod secrets;
+pub mod signature;
+pub mod store;
 pub mod telemetry;

@@ -1,0 +1,48 @@
+//! AWS SDK configuration shared by every function: endpoints and credentials come from the SDK's
+//! standard environment (`AWS_ENDPOINT_URL`, `AWS_REGION`, …); timeouts and retries are ours, sized so
+//! a webhook answer stays inside PostHog's 10 s and an API answer inside API Gateway's 30 s.
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use std::time::Duration;
+
+/// Per-call budget: a storage call that cannot finish in this time fails, and the caller answers 503.
+#[derive(Debug, Clone, Copy)]
+pub struct CallBudget {
+    pub connect: Duration,
+    pub attempt: Duration,
+    pub operation: Duration,
+    pub max_attempts: u32,
+}
+
+impl CallBudget {
+    /// The webhook: three attempts of at most 1 s each, 2.5 s overall per call.
+    pub const WEBHOOK: Self = Self {
+        connect: Duration::from_millis(500),
+        attempt: Duration::from_secs(1),
+        operation: Duration::from_millis(2500),
+        max_attempts: 3,
+    };
+    /// Dashboard API calls.
+    pub const API: Self = Self {
+        connect: Duration::from_secs(1),
+        attempt: Duration::from_secs(3),
+        operation: Duration::from_secs(8),
+        max_attempts: 3,
+    };
+}
+
+pub async fn load(budget: CallBudget) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(budget.connect)
+                .operation_attempt_timeout(budget.attempt)
+                .operation_timeout(budget.operation)
+                .build(),
+        )
+        .retry_config(RetryConfig::standard().with_max_attempts(budget.max_attempts))
+        .load()
+        .await
+}

@@ -1,0 +1,56 @@
+//! The single-table key design (README "Data model"). Every key starts from the workspace where the
+//! item belongs to one, so a lookup with another workspace's id simply finds nothing.
+
+use crate::ids::{ConnectionId, EnvironmentId, WorkspaceId};
+
+pub const PK: &str = "PK";
+pub const SK: &str = "SK";
+pub const GSI1PK: &str = "GSI1PK";
+pub const GSI1SK: &str = "GSI1SK";
+pub const GSI1: &str = "GSI1";
+pub const TTL: &str = "expires_at";
+
+pub fn connection(id: &ConnectionId) -> (String, String) {
+    (format!("CONN#{id}"), "CONN".into())
+}
+
+pub fn workspace_connection(ws: &WorkspaceId) -> (String, String) {
+    (format!("WS#{ws}"), "CONNECTION".into())
+}
+
+pub fn mapping(ws: &WorkspaceId, env: EnvironmentId) -> (String, String) {
+    (format!("WS#{ws}"), format!("ENV#{env}"))
+}
+
+pub fn draft_pk(ws: &WorkspaceId, draft_id: &str) -> String {
+    format!("WS#{ws}#DRAFT#{draft_id}")
+}
+
+pub fn draft_head(ws: &WorkspaceId, draft_id: &str) -> (String, String) {
+    (draft_pk(ws, draft_id), "HEAD".into())
+}
+
+pub fn draft_stats(ws: &WorkspaceId, draft_id: &str) -> (String, String) {
+    (draft_pk(ws, draft_id), "STATS".into())
+}
+
+pub fn draft_user(ws: &WorkspaceId, draft_id: &str, user_hash: &str) -> (String, String) {
+    (draft_pk(ws, draft_id), format!("USER#{user_hash}"))
+}
+
+pub fn dedup(ws: &WorkspaceId, env: EnvironmentId, delivery_key: &str) -> (String, String) {
+    (format!("DEDUP#{ws}#{env}#{delivery_key}"), "DEDUP".into())
+}
+
+pub fn draft_rate(ws: &WorkspaceId, env: EnvironmentId, hour: &str) -> (String, String) {
+    (format!("WS#{ws}"), format!("RATE#{env}#{hour}"))
+}
+
+/// The listing index: every draft of a workspace, newest `last_seen` first.
+pub fn drafts_index_pk(ws: &WorkspaceId) -> String {
+    format!("WS#{ws}#DRAFTS")
+}
+
+pub fn drafts_index_sk(last_seen_ms: i64, draft_id: &str) -> String {
+    format!("{last_seen_ms:015}#{draft_id}")
+}

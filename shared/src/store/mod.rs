@@ -1,0 +1,121 @@
+//! DynamoDB adapter: one table, keys in [`keys`]. Errors say whether a retry can help; SDK details go
+//! to the log, never to a client.
+
+pub mod connections;
+pub mod drafts;
+pub mod ingest;
+pub mod keys;
+pub mod mappings;
+pub mod schema;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use std::collections::HashMap;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+#[derive(Clone)]
+pub struct Store {
+    client: Client,
+    table: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// DynamoDB did not answer, throttled, or failed: the caller answers 503 and nothing is half-written.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// An item exists but cannot be read back; a bug or a manual edit.
+    #[error("stored item is malformed: {0}")]
+    Malformed(String),
+}
+
+impl StoreError {
+    pub(crate) fn sdk<E: std::fmt::Debug>(operation: &str, err: E) -> Self {
+        Self::Unavailable(format!("{operation}: {err:?}"))
+    }
+}
+
+impl Store {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn from_config(config: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        Self::new(Client::new(config), table)
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    pub(crate) fn key(&self, (pk, sk): (String, String)) -> Item {
+        HashMap::from([
+            (keys::PK.to_owned(), AttributeValue::S(pk)),
+            (keys::SK.to_owned(), AttributeValue::S(sk)),
+        ])
+    }
+
+    pub(crate) async fn get(&self, key: (String, String)) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::sdk("GetItem", e))?;
+        Ok(out.item)
+    }
+}
+
+/// Readers for attribute maps that turn absence or a wrong type into `None`.
+pub(crate) mod attr {
+    use super::Item;
+    use aws_sdk_dynamodb::types::AttributeValue;
+
+    pub fn s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+        item.get(name)
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str)
+    }
+
+    pub fn n(item: &Item, name: &str) -> Option<i64> {
+        item.get(name)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+    }
+
+    pub fn b(item: &Item, name: &str) -> Option<bool> {
+        item.get(name).and_then(|v| v.as_bool().ok()).copied()
+    }
+
+    pub fn ns_max(item: &Item, name: &str) -> Option<i64> {
+        item.get(name)
+            .and_then(|v| v.as_ns().ok())
+            .and_then(|set| set.iter().filter_map(|n| n.parse().ok()).max())
+    }
+
+    pub fn str(v: impl Into<String>) -> AttributeValue {
+        AttributeValue::S(v.into())
+    }
+
+    pub fn num(v: i64) -> AttributeValue {
+        AttributeValue::N(v.to_string())
+    }
+
+    pub fn opt_str(v: Option<&str>) -> AttributeValue {
+        match v {
+            Some(s) => AttributeValue::S(s.to_owned()),
+            None => AttributeValue::Null(true),
+        }
+    }
+}
