@@ -3,6 +3,8 @@
 //! built as API Gateway HTTP API events, the same shape the Lambda receives.
 #![allow(dead_code)]
 
+pub mod fault_proxy;
+
 use aws_sdk_dynamodb::types::Select;
 use base64::Engine;
 use flowback::draft::DraftView;
@@ -61,6 +63,11 @@ pub async fn harness() -> Harness {
 }
 
 pub async fn harness_with_limit(max_new_drafts_per_hour: u32) -> Harness {
+    harness_with(max_new_drafts_per_hour, None).await
+}
+
+/// With `via`, the webhook's DynamoDB client talks to that endpoint (a fault proxy) instead of moto.
+pub async fn harness_with(max_new_drafts_per_hour: u32, via: Option<&str>) -> Harness {
     let sdk = sdk().await;
     let table = unique("t");
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
@@ -89,8 +96,19 @@ pub async fn harness_with_limit(max_new_drafts_per_hour: u32) -> Harness {
         .create(&secrets.webhook_secret_name(&conn), &secret)
         .await
         .unwrap();
+    let webhook_store = match via {
+        Some(endpoint) => Store::new(
+            aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(&sdk)
+                    .endpoint_url(endpoint)
+                    .build(),
+            ),
+            &table,
+        ),
+        None => store.clone(),
+    };
     let h = Harness {
-        webhook: Webhook::new(store.clone(), secrets.clone(), max_new_drafts_per_hour),
+        webhook: Webhook::new(webhook_store, secrets.clone(), max_new_drafts_per_hour),
         store,
         secrets,
         dynamo,
