@@ -168,16 +168,11 @@ async fn process(
     };
     if let Err(e) = signature::verify(&known.secret, req.headers(), body) {
         metrics::count("SignatureFailures", 1, ("Reason", signature_reason(e)));
-        return match e {
-            SignatureError::NotUtf8 => {
-                answer(StatusCode::BAD_REQUEST, "invalid_body", &e.to_string())
-            }
-            _ => answer(
-                StatusCode::UNAUTHORIZED,
-                "invalid_signature",
-                &e.to_string(),
-            ),
-        };
+        return answer(
+            StatusCode::UNAUTHORIZED,
+            "invalid_signature",
+            &e.to_string(),
+        );
     }
     let delivery = match delivery::parse(body) {
         Ok(d) => d,
@@ -280,7 +275,6 @@ fn signature_reason(e: SignatureError) -> &'static str {
         SignatureError::MissingHeaders => "missing_headers",
         SignatureError::Stale => "stale",
         SignatureError::Mismatch => "mismatch",
-        SignatureError::NotUtf8 => "not_utf8",
         SignatureError::BadSecret => "bad_secret",
     }
 }

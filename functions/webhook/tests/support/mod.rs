@@ -107,8 +107,19 @@ pub async fn harness_with(max_new_drafts_per_hour: u32, via: Option<&str>) -> Ha
         ),
         None => store.clone(),
     };
+    let webhook_secrets = match via {
+        Some(endpoint) => Secrets::new(
+            aws_sdk_secretsmanager::Client::from_conf(
+                aws_sdk_secretsmanager::config::Builder::from(&sdk)
+                    .endpoint_url(endpoint)
+                    .build(),
+            ),
+            secrets.prefix(),
+        ),
+        None => secrets.clone(),
+    };
     let h = Harness {
-        webhook: Webhook::new(webhook_store, secrets.clone(), max_new_drafts_per_hour),
+        webhook: Webhook::new(webhook_store, webhook_secrets, max_new_drafts_per_hour),
         store,
         secrets,
         dynamo,
