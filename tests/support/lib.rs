@@ -1,0 +1,3 @@
+//! What the black-box tests run against: stand-ins for the services the backend talks to.
+
+pub mod posthog;
