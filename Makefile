@@ -9,7 +9,7 @@ export CARGO_TERM_COLOR ?= never
 .PHONY: test run lint unit tools fmt
 
 test: tools lint
-	scripts/with-moto.sh cargo test --workspace --all-targets
+	scripts/run-tests.sh
 
 lint:
 	cargo fmt --all -- --check
@@ -26,6 +26,7 @@ $(VENV)/.installed: scripts/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements.txt
 	touch $@
 
-run:
-	@echo "make run: the local stack is coming (issue: runs locally with one command)."
-	@exit 1
+# The whole stack on http://127.0.0.1:$${PORT:-3000}, fed with the sample exceptions (DEMO=0: not).
+run: tools
+	cargo build -p flowback-local
+	scripts/with-moto.sh target/debug/flowback-local

@@ -18,8 +18,10 @@ pub mod title;
 
 pub mod api;
 pub mod aws;
+pub mod caller;
 pub mod config;
 pub mod draft;
+pub mod issue;
 pub mod metrics;
 pub mod secrets;
 pub mod signature;

@@ -31,6 +31,10 @@ impl Secrets {
         Self::new(Client::new(config), prefix)
     }
 
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     pub fn webhook_secret_name(&self, conn: &ConnectionId) -> String {
         format!("{}webhook/{conn}", self.prefix)
     }

@@ -1,12 +1,119 @@
-//! The `drafts` function's HTTP handler.
+//! The review API (DESIGN.md §3): drafts of the caller's workspace, newest `last_seen` first.
+//! Another workspace's draft answers 404: every key includes the caller's workspace.
 
-use lambda_http::{Body, Error, Request, Response};
+use flowback::api;
+use flowback::aws::{self, CallBudget};
+use flowback::caller::caller;
+use flowback::config::{self, ConfigError};
+use flowback::draft::DraftStatus;
+use flowback::store::drafts::{ListError, ListFilter};
+use flowback::store::Store;
+use http::StatusCode;
+use lambda_http::{Body, Error, Request, RequestExt, Response};
+use serde_json::json;
 
-pub async fn handle(_req: Request) -> Result<Response<Body>, Error> {
-    Ok(flowback::api::error(
-        http::StatusCode::NOT_IMPLEMENTED,
-        "not_implemented",
-        "this route is not implemented yet",
-    )
-    .map(Body::from))
+const DEFAULT_LIMIT: usize = 25;
+const MAX_LIMIT: usize = 100;
+
+pub struct Drafts {
+    store: Store,
+}
+
+impl Drafts {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let sdk = aws::load(CallBudget::API).await;
+        Ok(Self::new(Store::from_config(
+            &sdk,
+            config::required("TABLE_NAME")?,
+        )))
+    }
+}
+
+pub async fn handle(state: &Drafts, req: Request) -> Result<Response<Body>, Error> {
+    Ok(route(state, &req).await.map(Body::from))
+}
+
+async fn route(state: &Drafts, req: &Request) -> Response<String> {
+    let Some(who) = caller(req) else {
+        return api::unauthorized();
+    };
+    let ws = &who.workspace_id;
+    let params = req.path_parameters();
+    match api::route_key(req).unwrap_or_default() {
+        "GET /drafts" => list(state, req, ws).await,
+        "GET /drafts/{draft_id}" => {
+            let id = params.first("draft_id").unwrap_or_default();
+            match state.store.get_draft(ws, id).await {
+                Ok(Some(d)) => api::json(StatusCode::OK, &d),
+                Ok(None) => api::not_found("draft"),
+                Err(e) => {
+                    tracing::error!(error = %e, "storage failure");
+                    api::unavailable()
+                }
+            }
+        }
+        other => api::error(
+            StatusCode::NOT_FOUND,
+            "no_route",
+            &format!("no route {other:?} in the drafts function"),
+        ),
+    }
+}
+
+async fn list(state: &Drafts, req: &Request, ws: &flowback::ids::WorkspaceId) -> Response<String> {
+    let query = req.query_string_parameters();
+    let channel_id = query.first("channel_id");
+    if let Some(c) = channel_id {
+        if let Err(e) = flowback::ids::ChannelId::parse(c) {
+            return api::bad_request("invalid_channel_id", &e.to_string());
+        }
+    }
+    let status = match query.first("status") {
+        None => None,
+        Some(s) => match DraftStatus::parse(s) {
+            Some(s) => Some(s),
+            None => {
+                return api::bad_request(
+                    "invalid_status",
+                    "status must be one of draft, approved, dismissed",
+                )
+            }
+        },
+    };
+    let limit = match query.first("limit").map(str::parse::<usize>) {
+        None => DEFAULT_LIMIT,
+        Some(Ok(n)) if (1..=MAX_LIMIT).contains(&n) => n,
+        Some(_) => {
+            return api::bad_request(
+                "invalid_limit",
+                &format!("limit must be a whole number from 1 to {MAX_LIMIT}"),
+            )
+        }
+    };
+    let filter = ListFilter {
+        channel_id,
+        status,
+        limit,
+    };
+    match state
+        .store
+        .list_drafts(ws, &filter, query.first("cursor"))
+        .await
+    {
+        Ok(page) => api::json(
+            StatusCode::OK,
+            &json!({"drafts": page.drafts, "next_cursor": page.next_cursor}),
+        ),
+        Err(ListError::BadCursor) => {
+            api::bad_request("invalid_cursor", "cursor is not one this API returned")
+        }
+        Err(ListError::Store(e)) => {
+            tracing::error!(error = %e, "storage failure");
+            api::unavailable()
+        }
+    }
 }

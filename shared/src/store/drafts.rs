@@ -139,3 +139,180 @@ pub(crate) fn view(head: &Item, stats: &Item) -> Result<DraftView, StoreError> {
             .to_owned(),
     })
 }
+
+/// A page of drafts, newest `last_seen` first.
+pub struct DraftPage {
+    pub drafts: Vec<DraftView>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    #[error("cursor is not one this API returned")]
+    BadCursor,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub struct ListFilter<'a> {
+    pub channel_id: Option<&'a str>,
+    pub status: Option<DraftStatus>,
+    pub limit: usize,
+}
+
+impl Store {
+    /// Walks the workspace's listing index from `cursor`. The cursor is the index position of the
+    /// last draft returned, so a draft updated during a walk moves above it and is not shown twice,
+    /// and every draft not updated stays below it and is reached.
+    pub async fn list_drafts(
+        &self,
+        ws: &WorkspaceId,
+        filter: &ListFilter<'_>,
+        cursor: Option<&str>,
+    ) -> Result<DraftPage, ListError> {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let index_pk = keys::drafts_index_pk(ws);
+        let mut start = match cursor {
+            Some(c) => Some(decode_cursor(c, &index_pk).ok_or(ListError::BadCursor)?),
+            None => None,
+        };
+        let mut stats_items: Vec<Item> = Vec::new();
+        let mut exhausted = false;
+        while stats_items.len() < filter.limit && !exhausted {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(keys::GSI1)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", keys::GSI1PK)
+                .expression_attribute_values(":pk", AttributeValue::S(index_pk.clone()))
+                .scan_index_forward(false)
+                .limit((filter.limit - stats_items.len()) as i32)
+                .set_exclusive_start_key(start.take());
+            let mut conditions = Vec::new();
+            if let Some(channel) = filter.channel_id {
+                conditions.push("#ch = :ch");
+                q = q
+                    .expression_attribute_names("#ch", "channel_id")
+                    .expression_attribute_values(":ch", AttributeValue::S(channel.to_owned()));
+            }
+            if let Some(status) = filter.status {
+                conditions.push("#st = :st");
+                q = q
+                    .expression_attribute_names("#st", "status")
+                    .expression_attribute_values(
+                        ":st",
+                        AttributeValue::S(status.as_str().to_owned()),
+                    );
+            }
+            if !conditions.is_empty() {
+                q = q.filter_expression(conditions.join(" AND "));
+            }
+            let out = q.send().await.map_err(|e| StoreError::sdk("Query", e))?;
+            stats_items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) => start = Some(k),
+                None => exhausted = true,
+            }
+        }
+        let next_cursor = if exhausted && stats_items.len() <= filter.limit {
+            None
+        } else {
+            stats_items
+                .last()
+                .map(|last| encode_cursor(last, &index_pk))
+        };
+        let drafts = self.views_for(ws, &stats_items).await?;
+        Ok(DraftPage {
+            drafts,
+            next_cursor,
+        })
+    }
+
+    async fn views_for(
+        &self,
+        ws: &WorkspaceId,
+        stats: &[Item],
+    ) -> Result<Vec<DraftView>, StoreError> {
+        let mut heads: std::collections::HashMap<String, Item> = std::collections::HashMap::new();
+        let ids: Vec<&str> = stats
+            .iter()
+            .filter_map(|s| attr::s(s, "draft_id"))
+            .collect();
+        for chunk in ids.chunks(100) {
+            let mut request = KeysAndAttributes::builder().consistent_read(true);
+            for id in chunk {
+                request = request.keys(self.key(keys::draft_head(ws, id)));
+            }
+            let mut pending = Some(
+                request
+                    .build()
+                    .map_err(|e| StoreError::sdk("BatchGetItem", e))?,
+            );
+            while let Some(req) = pending.take() {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, req)
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::sdk("BatchGetItem", e))?;
+                for item in out
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default()
+                {
+                    if let Some(id) = attr::s(&item, "draft_id") {
+                        heads.insert(id.to_owned(), item);
+                    }
+                }
+                pending = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .filter(|k| !k.keys.is_empty());
+            }
+        }
+        stats
+            .iter()
+            .filter_map(|s| {
+                let head = heads.get(attr::s(s, "draft_id")?)?;
+                Some(view(head, s))
+            })
+            .collect()
+    }
+}
+
+fn encode_cursor(item: &Item, index_pk: &str) -> String {
+    use base64::Engine;
+    let v = serde_json::json!({
+        "pk": attr::s(item, keys::PK),
+        "sk": attr::s(item, keys::SK),
+        "gsk": attr::s(item, keys::GSI1SK),
+        "ipk": index_pk,
+    });
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+}
+
+fn decode_cursor(cursor: &str, index_pk: &str) -> Option<Item> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&raw).ok()?;
+    if v["ipk"].as_str()? != index_pk {
+        return None;
+    }
+    let s = |k: &str| Some(AttributeValue::S(v[k].as_str()?.to_owned()));
+    Some(Item::from([
+        (keys::PK.to_owned(), s("pk")?),
+        (keys::SK.to_owned(), s("sk")?),
+        (
+            keys::GSI1PK.to_owned(),
+            AttributeValue::S(index_pk.to_owned()),
+        ),
+        (keys::GSI1SK.to_owned(), s("gsk")?),
+    ]))
+}

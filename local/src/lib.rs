@@ -1,0 +1,74 @@
+//! The local stack: an HTTP server that turns each request into the API Gateway HTTP API (payload
+//! 2.0) event the Lambda would receive, verifies a local HS256 token where API Gateway's JWT
+//! authorizer would verify the real one, and passes its claims on the same way.
+
+pub mod auth;
+pub mod demo;
+pub mod gateway;
+
+use flowback::aws::{self, CallBudget};
+use flowback::secrets::Secrets;
+use flowback::store::{schema, Store};
+use std::sync::Arc;
+
+pub struct Settings {
+    pub port: u16,
+    pub table: String,
+    pub secret_prefix: String,
+    pub jwt_secret: String,
+    pub public_api_url: String,
+    pub demo: bool,
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, flowback::config::ConfigError> {
+        use flowback::config::{number, optional};
+        let port = number("PORT", 3000u16)?;
+        Ok(Self {
+            port,
+            table: optional("TABLE_NAME").unwrap_or_else(|| "flowback-local".into()),
+            secret_prefix: optional("SECRET_PREFIX").unwrap_or_else(|| "flowback/local/".into()),
+            jwt_secret: optional("LOCAL_JWT_SECRET").unwrap_or_else(|| auth::DEFAULT_SECRET.into()),
+            public_api_url: optional("PUBLIC_API_URL")
+                .unwrap_or_else(|| format!("http://127.0.0.1:{port}")),
+            demo: optional("DEMO").as_deref() != Some("0"),
+        })
+    }
+}
+
+pub async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    flowback::telemetry::init();
+    let sdk = aws::load(CallBudget::API).await;
+    let store = Store::from_config(&sdk, &settings.table);
+    schema::create_table(store.client(), &settings.table).await?;
+    let secrets = Secrets::from_config(&sdk, &settings.secret_prefix);
+    let max_new = flowback::config::number("MAX_NEW_DRAFTS_PER_HOUR", 500)?;
+    let functions = Arc::new(gateway::Functions {
+        webhook: webhook::Webhook::new(store.clone(), secrets.clone(), max_new),
+        drafts: drafts::Drafts::new(store.clone()),
+    });
+    let app = gateway::router(functions, auth::Verifier::new(&settings.jwt_secret)?);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", settings.port)).await?;
+    println!(
+        "Flowback × PostHog local stack on {}",
+        settings.public_api_url
+    );
+    println!("{}", auth::how_to_mint(&settings.jwt_secret, settings.port));
+    if settings.demo {
+        let base = settings.public_api_url.clone();
+        let (store, secrets) = (store.clone(), secrets.clone());
+        tokio::spawn(async move {
+            if let Err(e) = demo::feed(&store, &secrets, &base).await {
+                eprintln!("demo feed failed: {e}");
+            }
+        });
+    } else {
+        println!("DEMO=0: no sample exceptions fed; workspace ws_demo starts empty.");
+    }
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
