@@ -44,18 +44,18 @@ type DemoError = Box<dyn std::error::Error + Send + Sync>;
 pub async fn seed(store: &Store, secrets: &Secrets) -> Result<(), DemoError> {
     let ws = WorkspaceId::parse(WORKSPACE)?;
     let conn = ConnectionId::parse(CONNECTION)?;
-    store
-        .put_connection(&Connection {
-            id: conn.clone(),
-            workspace_id: ws.clone(),
-            status: ConnectionStatus::Connected,
-            region: "us".into(),
-            posthog_base_url: "https://us.posthog.com".into(),
-            scopes: vec!["project:read".into(), "hog_function:write".into()],
-            connected_at: flowback::occurrence::rfc3339(time::OffsetDateTime::now_utc()),
-            connected_by: "user_demo".into(),
-        })
-        .await?;
+    let connection = Connection {
+        id: conn.clone(),
+        workspace_id: ws.clone(),
+        status: ConnectionStatus::Connected,
+        region: "us".into(),
+        posthog_base_url: "https://us.posthog.com".into(),
+        scopes: vec!["project:read".into(), "hog_function:write".into()],
+        connected_at: flowback::occurrence::rfc3339(time::OffsetDateTime::now_utc()),
+        connected_by: "user_demo".into(),
+    };
+    store.put_connection(&connection).await?;
+    store.put_workspace_pointer(&connection).await?;
     let name = secrets.webhook_secret_name(&conn);
     let secret = SecretString::from(SIGNING_SECRET);
     if secrets.get(&name).await?.is_none() {

@@ -18,6 +18,7 @@ use std::sync::Arc;
 pub struct Functions {
     pub webhook: webhook::Webhook,
     pub drafts: drafts::Drafts,
+    pub settings: settings::Settings,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -163,7 +164,8 @@ async fn invoke(
     let result = match function {
         Function::Webhook => webhook::handle(&f.webhook, request).await,
         Function::Drafts => drafts::handle(&f.drafts, request).await,
-        Function::OAuth | Function::Settings => Ok(flowback::api::error(
+        Function::Settings => settings::handle(&f.settings, request).await,
+        Function::OAuth => Ok(flowback::api::error(
             http::StatusCode::NOT_IMPLEMENTED,
             "not_implemented",
             "this function is not implemented yet",

@@ -46,6 +46,7 @@ pub async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error + S
     let functions = Arc::new(gateway::Functions {
         webhook: webhook::Webhook::new(store.clone(), secrets.clone(), max_new),
         drafts: drafts::Drafts::new(store.clone()),
+        settings: settings::Settings::new(store.clone()),
     });
     let app = gateway::router(functions, auth::Verifier::new(&settings.jwt_secret)?);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", settings.port)).await?;

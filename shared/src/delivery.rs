@@ -95,6 +95,9 @@ pub struct Properties {
         deserialize_with = "lenient::first_string"
     )]
     pub first_value: Option<String>,
+    /// The issue status on `$error_tracking_issue_*` events (humanised: "Resolved", "Pending Release").
+    #[serde(rename = "status", default, deserialize_with = "lenient::string")]
+    pub issue_status: Option<String>,
     #[serde(rename = "$session_id", default, deserialize_with = "lenient::string")]
     pub session_id: Option<String>,
     #[serde(
@@ -178,6 +181,34 @@ where
     T: Deserialize<'de> + Default,
 {
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+impl Delivery {
+    /// For an `$error_tracking_issue_*` event: the PostHog issue it is about and the status word it
+    /// carries (from `status`, or implied by the event name).
+    pub fn issue_lifecycle(&self) -> Option<(&str, &str)> {
+        let name = self.event.event.strip_prefix("$error_tracking_issue_")?;
+        // PostHog sends these with the issue id as distinct_id.
+        let issue = self
+            .event
+            .distinct_id
+            .as_deref()
+            .or(self.event.properties.issue_id.as_deref())
+            .filter(|s| !s.trim().is_empty())?;
+        let word = self
+            .event
+            .properties
+            .issue_status
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .or(match name {
+                "resolved" => Some("resolved"),
+                "reopened" => Some("active"),
+                "suppressed" => Some("suppressed"),
+                _ => None,
+            })?;
+        Some((issue, word))
+    }
 }
 
 /// Parses a delivery body. Errors name the JSON path of the offending field.

@@ -182,7 +182,7 @@ async fn process(
     match delivery.kind() {
         EventKind::Exception => {}
         kind => {
-            // Nothing is written for these, but a disconnected connection still answers 410.
+            // Nothing is written for these without a live connection: re-check it when cached.
             if warm {
                 match state.store.get_connection(&conn_id).await {
                     Ok(Some(c)) if c.status.accepts_deliveries() => {}
@@ -193,12 +193,10 @@ async fn process(
                     Err(e) => return unavailable(&e),
                 }
             }
-            let reason = if kind == EventKind::IssueLifecycle {
-                "issue_sync_not_configured"
-            } else {
-                "not_an_exception"
-            };
-            return ignored(reason);
+            if kind == EventKind::Other {
+                return ignored("not_an_exception");
+            }
+            return sync_issue(state, &known.workspace_id, &delivery, received_at).await;
         }
     }
     let occurrence = match Occurrence::from_delivery(&delivery, received_at) {
@@ -240,6 +238,38 @@ async fn process(
             state.forget(&conn_id);
             gone()
         }
+        Err(e) => unavailable(&e),
+    }
+}
+
+/// `$error_tracking_issue_*`: PostHog's status change applied to the issues that follow it.
+async fn sync_issue(
+    state: &Webhook,
+    ws: &WorkspaceId,
+    delivery: &delivery::Delivery,
+    received_at: OffsetDateTime,
+) -> Answer {
+    let Some((posthog_issue, word)) = delivery.issue_lifecycle() else {
+        return ignored("no_status_change");
+    };
+    let at = delivery
+        .event
+        .timestamp
+        .as_deref()
+        .and_then(|t| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or(received_at);
+    let at_ms = (at.unix_timestamp_nanos() / 1_000_000) as i64;
+    let now = flowback::occurrence::rfc3339(received_at);
+    match state
+        .store
+        .apply_posthog_status(ws, posthog_issue, word, at_ms, &now)
+        .await
+    {
+        Ok(synced) if synced.issue_ids.is_empty() => ignored("no_synced_issue"),
+        Ok(synced) => ok(
+            "updated",
+            json!({"result": "updated", "issue_ids": synced.issue_ids}),
+        ),
         Err(e) => unavailable(&e),
     }
 }

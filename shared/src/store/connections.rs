@@ -124,3 +124,20 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// Points the workspace at its current connection (what the settings status reads).
+    pub async fn put_workspace_pointer(&self, c: &Connection) -> Result<(), StoreError> {
+        let mut item = self.key(keys::workspace_connection(&c.workspace_id));
+        item.insert("connection_id".into(), attr::str(c.id.as_str()));
+        item.insert("status".into(), attr::str(c.status.as_str()));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| StoreError::sdk("PutItem", e))?;
+        Ok(())
+    }
+}

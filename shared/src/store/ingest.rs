@@ -10,6 +10,7 @@
 use super::{attr, keys, Item, Store, StoreError};
 use crate::draft::{draft_id, user_key, LatestContext};
 use crate::ids::{ConnectionId, EnvironmentId, WorkspaceId};
+use crate::issue::IssueStatus;
 use crate::occurrence::{rfc3339, Occurrence};
 use crate::store::connections::ConnectionStatus;
 use crate::store::mappings::{self, Mapping};
@@ -245,6 +246,18 @@ impl Store {
             set.push("#first = :t");
             "#first > :t AND #last > :t"
         };
+        // An occurrence after the issue was resolved reopens it as regressed (DESIGN.md §8).
+        let regressed_issue = attr::s(stats, "issue_id")
+            .filter(|_| attr::s(stats, "issue_state") == Some(IssueStatus::Resolved.as_str()));
+        let condition = if regressed_issue.is_some() {
+            set.push("#is = :open");
+            names.push(("#is", "issue_state".into()));
+            values.push((":open", attr::str(IssueStatus::Open.as_str())));
+            values.push((":resolved", attr::str(IssueStatus::Resolved.as_str())));
+            format!("{condition} AND #is = :resolved")
+        } else {
+            condition.to_owned()
+        };
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(
@@ -267,6 +280,22 @@ impl Store {
         ];
         if new_user {
             items.push(TransactWriteItem::builder().put(self.user_put(p)?).build());
+        }
+        if let Some(iid) = regressed_issue {
+            let reopen = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(self.key(keys::issue(p.ctx.workspace_id, iid))))
+                .update_expression("SET #st = :open, #rg = :true, #up = :now")
+                .condition_expression("attribute_exists(PK)")
+                .expression_attribute_names("#st", "status")
+                .expression_attribute_names("#rg", "regressed")
+                .expression_attribute_names("#up", "updated_at")
+                .expression_attribute_values(":open", attr::str(IssueStatus::Open.as_str()))
+                .expression_attribute_values(":true", AttributeValue::Bool(true))
+                .expression_attribute_values(":now", attr::str(rfc3339(p.ctx.received_at)))
+                .build()
+                .map_err(|e| StoreError::sdk("TransactWriteItems", e))?;
+            items.push(TransactWriteItem::builder().update(reopen).build());
         }
         Ok(match self.transact(items).await? {
             None => Attempt::Done(Outcome::Updated {

@@ -54,3 +54,27 @@ pub fn drafts_index_pk(ws: &WorkspaceId) -> String {
 pub fn drafts_index_sk(last_seen_ms: i64, draft_id: &str) -> String {
     format!("{last_seen_ms:015}#{draft_id}")
 }
+
+pub fn issue(ws: &WorkspaceId, issue_id: &str) -> (String, String) {
+    (format!("WS#{ws}#ISSUE#{issue_id}"), "ISSUE".into())
+}
+
+/// Our issues that follow one PostHog issue (several fingerprints may share it).
+pub fn posthog_issue_link_pk(ws: &WorkspaceId, posthog_issue_id: &str) -> String {
+    format!("WS#{ws}#PHISSUE#{posthog_issue_id}")
+}
+
+pub fn posthog_issue_link(
+    ws: &WorkspaceId,
+    posthog_issue_id: &str,
+    issue_id: &str,
+) -> (String, String) {
+    (
+        posthog_issue_link_pk(ws, posthog_issue_id),
+        format!("ISSUE#{issue_id}"),
+    )
+}
+
+pub fn forwarding_prefix() -> &'static str {
+    "ENV#"
+}

@@ -121,3 +121,170 @@ impl Store {
         Ok(())
     }
 }
+
+/// One environment as the settings show it: the workspace's mapping joined with the current
+/// connection's forwarding state.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EnvironmentSettings {
+    pub id: i64,
+    pub name: Option<String>,
+    pub channel_id: Option<String>,
+    pub exceptions: bool,
+    pub enabled: bool,
+    /// `active`, `unavailable`, `degraded` or `none`.
+    pub forwarding: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forwarding_error: Option<String>,
+    pub draft_limit_hits: u64,
+    pub draft_limit_last_hit: Option<String>,
+}
+
+impl Store {
+    async fn query_prefix(&self, pk: String, prefix: &str) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                .expression_attribute_names("#pk", keys::PK)
+                .expression_attribute_names("#sk", keys::SK)
+                .expression_attribute_values(":pk", attr::str(&pk))
+                .expression_attribute_values(":prefix", attr::str(prefix))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| StoreError::sdk("Query", e))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) => start = Some(k),
+                None => return Ok(items),
+            }
+        }
+    }
+
+    /// Every environment the workspace has a mapping for, or the connection forwards, by id.
+    pub async fn environment_settings(
+        &self,
+        ws: &WorkspaceId,
+        connection: Option<&crate::ids::ConnectionId>,
+    ) -> Result<Vec<EnvironmentSettings>, StoreError> {
+        let mut by_id: std::collections::BTreeMap<i64, EnvironmentSettings> = Default::default();
+        let env_id = |item: &Item| {
+            attr::n(item, "environment_id").or_else(|| {
+                attr::s(item, keys::SK)
+                    .and_then(|sk| sk.strip_prefix(keys::forwarding_prefix()))
+                    .and_then(|id| id.parse().ok())
+            })
+        };
+        for item in self
+            .query_prefix(format!("WS#{ws}"), keys::forwarding_prefix())
+            .await?
+        {
+            let Some(id) = env_id(&item) else { continue };
+            let m = from_item(&item);
+            by_id.insert(
+                id,
+                EnvironmentSettings {
+                    id,
+                    name: attr::s(&item, "name").map(str::to_owned),
+                    channel_id: m.channel_id.map(String::from),
+                    exceptions: m.exceptions,
+                    enabled: m.enabled,
+                    forwarding: "none".into(),
+                    forwarding_error: None,
+                    draft_limit_hits: attr::n(&item, "draft_limit_hits").unwrap_or(0).max(0) as u64,
+                    draft_limit_last_hit: attr::s(&item, "draft_limit_last_hit").map(str::to_owned),
+                },
+            );
+        }
+        if let Some(conn) = connection {
+            for item in self
+                .query_prefix(format!("CONN#{conn}"), keys::forwarding_prefix())
+                .await?
+            {
+                let Some(id) = env_id(&item) else { continue };
+                let entry = by_id.entry(id).or_insert_with(|| EnvironmentSettings {
+                    id,
+                    name: None,
+                    channel_id: None,
+                    exceptions: true,
+                    enabled: true,
+                    forwarding: "none".into(),
+                    forwarding_error: None,
+                    draft_limit_hits: 0,
+                    draft_limit_last_hit: None,
+                });
+                if let Some(name) = attr::s(&item, "name") {
+                    entry.name = Some(name.to_owned());
+                }
+                entry.forwarding = attr::s(&item, "forwarding").unwrap_or("none").to_owned();
+                entry.forwarding_error = attr::s(&item, "forwarding_error").map(str::to_owned);
+            }
+        }
+        Ok(by_id.into_values().collect())
+    }
+
+    /// Replaces an existing mapping's channel and toggles; `Ok(false)` when the workspace has no
+    /// such environment.
+    pub async fn update_mapping(
+        &self,
+        ws: &WorkspaceId,
+        env: EnvironmentId,
+        m: &Mapping,
+    ) -> Result<bool, StoreError> {
+        use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key(keys::mapping(ws, env))))
+            .update_expression("SET #c = :c, #e = :e, #n = :n")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_names("#c", "channel_id")
+            .expression_attribute_names("#e", "exceptions")
+            .expression_attribute_names("#n", "enabled")
+            .expression_attribute_values(
+                ":c",
+                attr::opt_str(m.channel_id.as_ref().map(|c| c.as_str())),
+            )
+            .expression_attribute_values(
+                ":e",
+                aws_sdk_dynamodb::types::AttributeValue::Bool(m.exceptions),
+            )
+            .expression_attribute_values(
+                ":n",
+                aws_sdk_dynamodb::types::AttributeValue::Bool(m.enabled),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(aws_sdk_dynamodb::error::SdkError::ServiceError(e))
+                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(StoreError::sdk("UpdateItem", e)),
+        }
+    }
+
+    /// The workspace's current connection, if it ever connected.
+    pub async fn workspace_connection(
+        &self,
+        ws: &WorkspaceId,
+    ) -> Result<Option<super::connections::Connection>, StoreError> {
+        let Some(pointer) = self.get(keys::workspace_connection(ws)).await? else {
+            return Ok(None);
+        };
+        let Some(id) = attr::s(&pointer, "connection_id")
+            .and_then(|c| crate::ids::ConnectionId::parse(c).ok())
+        else {
+            return Ok(None);
+        };
+        self.get_connection(&id).await
+    }
+}

@@ -6,6 +6,7 @@ pub mod drafts;
 pub mod ingest;
 pub mod keys;
 pub mod mappings;
+pub mod review;
 pub mod schema;
 
 use aws_sdk_dynamodb::types::AttributeValue;

@@ -1,9 +1,6 @@
 //! Test harness: a fresh table and secret prefix per test on moto's server (started by
 //! `scripts/with-moto.sh`, which `make test` uses), a connected workspace, and signed deliveries
 //! built as API Gateway HTTP API events, the same shape the Lambda receives.
-#![allow(dead_code)]
-
-pub mod fault_proxy;
 
 use aws_sdk_dynamodb::types::Select;
 use base64::Engine;
@@ -31,6 +28,8 @@ pub const FIXTURES: [&str; 5] = [
 ];
 
 pub struct Harness {
+    pub drafts: drafts::Drafts,
+    pub settings: settings::Settings,
     pub store: Store,
     pub secrets: Secrets,
     pub webhook: Webhook,
@@ -119,6 +118,8 @@ pub async fn harness_with(max_new_drafts_per_hour: u32, via: Option<&str>) -> Ha
         None => secrets.clone(),
     };
     let h = Harness {
+        drafts: drafts::Drafts::new(store.clone()),
+        settings: settings::Settings::new(store.clone()),
         webhook: Webhook::new(webhook_store, webhook_secrets, max_new_drafts_per_hour),
         store,
         secrets,
@@ -181,6 +182,57 @@ impl Harness {
             .expect("draft exists")
     }
 
+    /// A dashboard call as `user` of this harness's workspace.
+    pub async fn api(
+        &self,
+        route_key: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        self.api_as(self.ws.as_str(), "user_1", route_key, path, body)
+            .await
+    }
+
+    /// A dashboard call as `sub` of `workspace`, through the function that serves `route_key`.
+    pub async fn api_as(
+        &self,
+        workspace: &str,
+        sub: &str,
+        route_key: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let req = api_request(workspace, sub, route_key, path, body.map(|b| b.to_string()));
+        let resp = if route_key.contains("/integrations/") {
+            settings::handle(&self.settings, req).await
+        } else {
+            drafts::handle(&self.drafts, req).await
+        }
+        .expect("handler never errors");
+        let status = resp.status();
+        let body = serde_json::from_slice(resp.body().as_ref()).unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    /// One stored item, as DynamoDB holds it.
+    pub async fn raw_item(
+        &self,
+        pk: &str,
+        sk: &str,
+    ) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+        self.dynamo
+            .get_item()
+            .table_name(&self.table)
+            .key("PK", aws_sdk_dynamodb::types::AttributeValue::S(pk.into()))
+            .key("SK", aws_sdk_dynamodb::types::AttributeValue::S(sk.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+            .expect("item exists")
+    }
+
     /// Every item in the table: "no write" means this does not change.
     pub async fn item_count(&self) -> i32 {
         self.dynamo
@@ -228,7 +280,7 @@ pub fn request(conn: &str, headers: Value, body: &[u8]) -> Request {
 
 pub fn fixture(name: &str) -> Vec<u8> {
     let path = format!(
-        "{}/../../tests/fixtures/posthog/{name}.webhook.json",
+        "{}/fixtures/posthog/{name}.webhook.json",
         env!("CARGO_MANIFEST_DIR")
     );
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
@@ -245,4 +297,52 @@ pub fn occurrence_of(name: &str, n: usize, user: &str, timestamp: &str) -> Vec<u
     v["event"]["distinct_id"] = json!(user);
     v["event"]["timestamp"] = json!(timestamp);
     v.to_string().into_bytes()
+}
+
+/// An authorised API Gateway HTTP API event: `route_key` like `GET /drafts/{draft_id}`, `path` the
+/// concrete path with its query string; path parameters are matched from the two.
+pub fn api_request(
+    workspace: &str,
+    sub: &str,
+    route_key: &str,
+    path: &str,
+    body: Option<String>,
+) -> Request {
+    let (method, template) = route_key.split_once(' ').expect("route key");
+    let (raw_path, query) = path.split_once('?').unwrap_or((path, ""));
+    let mut params = serde_json::Map::new();
+    for (t, v) in template.split('/').zip(raw_path.split('/')) {
+        if let Some(name) = t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+            params.insert(name.to_owned(), json!(v));
+        }
+    }
+    let mut query_map = serde_json::Map::new();
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        query_map.insert(k.into_owned(), json!(v.into_owned()));
+    }
+    let event = json!({
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": raw_path,
+        "rawQueryString": query,
+        "headers": {"content-type": "application/json"},
+        "queryStringParameters": if query_map.is_empty() { Value::Null } else { Value::Object(query_map) },
+        "pathParameters": if params.is_empty() { Value::Null } else { Value::Object(params) },
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "api",
+            "domainName": "api.example.com",
+            "domainPrefix": "api",
+            "http": {"method": method, "path": raw_path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.9", "userAgent": "dashboard"},
+            "requestId": "req-api",
+            "routeKey": route_key,
+            "stage": "$default",
+            "time": "04/Dec/2026:16:00:00 +0000",
+            "timeEpoch": 1796400000000i64,
+            "authorizer": {"jwt": {"claims": {"sub": sub, "workspace_id": workspace}, "scopes": null}}
+        },
+        "body": body,
+        "isBase64Encoded": false
+    });
+    lambda_http::request::from_str(&event.to_string()).expect("valid API Gateway event")
 }

@@ -1,10 +1,9 @@
 //! Storage failures answer 503 and leave nothing half-written; PostHog's retry then counts the
 //! delivery exactly once. Faults come from a proxy between the SDK and moto's server.
 
-mod support;
+use flowback_tests::fault_proxy::{Fault, FaultProxy};
+use flowback_tests::stack::*;
 use http::StatusCode;
-use support::fault_proxy::{Fault, FaultProxy};
-use support::*;
 
 async fn setup() -> (Harness, FaultProxy) {
     let upstream = std::env::var("AWS_ENDPOINT_URL").expect("run through make test");

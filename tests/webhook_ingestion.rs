@@ -1,12 +1,11 @@
 //! Signed PostHog deliveries become exactly one draft per error, against moto's DynamoDB and
 //! Secrets Manager through the real SDK clients.
 
-mod support;
 use flowback::priority::Priority;
+use flowback_tests::stack::*;
 use futures::future::join_all;
 use http::StatusCode;
 use serde_json::json;
-use support::*;
 
 #[tokio::test]
 async fn every_real_payload_becomes_the_draft_the_contract_implies() {

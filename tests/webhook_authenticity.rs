@@ -1,10 +1,9 @@
 //! Nothing unsigned, stale or for a dead connection is recorded; malformed bodies get a clear 4xx.
 
-mod support;
 use flowback::store::connections::ConnectionStatus;
+use flowback_tests::stack::*;
 use http::StatusCode;
 use serde_json::{json, Value};
-use support::*;
 
 fn headers(id: &str, ts: i64, sig: &str) -> Value {
     json!({"content-type": "application/json", "webhook-id": id, "webhook-timestamp": ts.to_string(), "webhook-signature": sig})
