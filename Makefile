@@ -10,6 +10,8 @@ export CARGO_TERM_COLOR ?= never
 
 test: tools lint
 	scripts/run-tests.sh
+	scripts/validate-template.sh
+	scripts/build-lambdas.sh
 
 lint:
 	cargo fmt --all -- --check
@@ -18,7 +20,8 @@ lint:
 fmt:
 	cargo fmt --all
 
-# Python tools live in the project's own virtualenv, never in the system Python.
+# Python tools live in the project's own virtualenv, never in the system Python (the SAM CLI has one
+# of its own, .venv-sam, made by scripts/validate-template.sh: it pins versions that clash).
 tools: $(VENV)/.installed
 
 $(VENV)/.installed: scripts/requirements.txt

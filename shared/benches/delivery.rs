@@ -35,22 +35,7 @@ fn process(secret: &SecretString, headers: &HeaderMap, body: &[u8]) -> usize {
     let o = Occurrence::from_delivery(&d, time::OffsetDateTime::UNIX_EPOCH).unwrap();
     // Our own fingerprint too, as for an event PostHog has not fingerprinted.
     let own = Fingerprint::compute(d.event.properties.exception_list.as_deref().unwrap_or(&[]));
-    let input = prd::PrdInput {
-        title: &o.title,
-        environment_name: o.environment_name.as_deref(),
-        level: o.level,
-        handled: o.handled,
-        priority: o.suggestion.priority,
-        priority_reason: &o.suggestion.reason,
-        occurrences: 1,
-        affected_users: 1,
-        first_seen: o.timestamp,
-        last_seen: o.timestamp,
-        context: &o.context,
-        evidence: &o.evidence,
-        posthog_issue_url: o.links.posthog_issue.as_deref(),
-    };
-    prd::render(&input).len() + own.as_str().len()
+    prd::render(&o.first_prd_input()).len() + own.as_str().len()
 }
 
 fn bench(c: &mut Criterion) {

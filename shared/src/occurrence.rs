@@ -192,6 +192,27 @@ impl Occurrence {
     }
 }
 
+impl Occurrence {
+    /// The PRD input of a draft made of this occurrence alone.
+    pub fn first_prd_input(&self) -> crate::prd::PrdInput<'_> {
+        crate::prd::PrdInput {
+            title: &self.title,
+            environment_name: self.environment_name.as_deref(),
+            level: self.level,
+            handled: self.handled,
+            priority: self.suggestion.priority,
+            priority_reason: &self.suggestion.reason,
+            occurrences: 1,
+            affected_users: 1,
+            first_seen: self.timestamp,
+            last_seen: self.timestamp,
+            context: &self.context,
+            evidence: &self.evidence,
+            posthog_issue_url: self.links.posthog_issue.as_deref(),
+        }
+    }
+}
+
 fn non_empty(s: &Option<String>) -> Option<&str> {
     s.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }

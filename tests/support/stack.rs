@@ -67,6 +67,15 @@ pub async fn harness_with_limit(max_new_drafts_per_hour: u32) -> Harness {
 
 /// With `via`, the webhook's DynamoDB client talks to that endpoint (a fault proxy) instead of moto.
 pub async fn harness_with(max_new_drafts_per_hour: u32, via: Option<&str>) -> Harness {
+    harness_for(&unique("ws"), max_new_drafts_per_hour, via).await
+}
+
+/// A harness whose workspace is `workspace` (its table is still its own).
+pub async fn harness_for(
+    workspace: &str,
+    max_new_drafts_per_hour: u32,
+    via: Option<&str>,
+) -> Harness {
     let sdk = sdk().await;
     let table = unique("t");
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
@@ -75,7 +84,7 @@ pub async fn harness_with(max_new_drafts_per_hour: u32, via: Option<&str>) -> Ha
         .expect("create table");
     let store = Store::new(dynamo.clone(), &table);
     let secrets = Secrets::from_config(&sdk, format!("{}/", unique("flowback-test-")));
-    let ws = WorkspaceId::parse(&unique("ws")).unwrap();
+    let ws = WorkspaceId::parse(workspace).unwrap();
     let conn = ConnectionId::parse(&unique("c")).unwrap();
     let secret = SecretString::from(SECRET);
     store

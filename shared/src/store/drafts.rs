@@ -8,7 +8,6 @@ use crate::links::Links;
 use crate::occurrence::{rfc3339, Evidence};
 use crate::prd::{self, PrdInput};
 use crate::priority::{ExceptionLevel, Priority};
-use aws_sdk_dynamodb::types::KeysAndAttributes;
 use time::OffsetDateTime;
 
 impl Store {
@@ -20,26 +19,10 @@ impl Store {
     ) -> Result<Option<DraftView>, StoreError> {
         let head_key = keys::draft_head(ws, draft_id);
         let stats_key = keys::draft_stats(ws, draft_id);
-        let request = KeysAndAttributes::builder()
-            .keys(self.key(head_key))
-            .keys(self.key(stats_key))
-            .consistent_read(true)
-            .build()
-            .map_err(|e| StoreError::sdk("BatchGetItem", e))?;
-        let out = self
-            .client
-            .batch_get_item()
-            .request_items(&self.table, request)
-            .send()
-            .await
-            .map_err(|e| StoreError::sdk("BatchGetItem", e))?;
-        let items = out
-            .responses
-            .unwrap_or_default()
-            .remove(&self.table)
-            .unwrap_or_default();
-        let by_sk = |sk: &str| items.iter().find(|i| attr::s(i, keys::SK) == Some(sk));
-        match (by_sk("HEAD"), by_sk("STATS")) {
+        let found = self
+            .batch_get(vec![head_key.clone(), stats_key.clone()])
+            .await?;
+        match (found.get(&head_key), found.get(&stats_key)) {
             (Some(head), Some(stats)) => view(head, stats).map(Some),
             _ => Ok(None),
         }
@@ -235,43 +218,17 @@ impl Store {
         ws: &WorkspaceId,
         stats: &[Item],
     ) -> Result<Vec<DraftView>, StoreError> {
-        let mut heads: std::collections::HashMap<String, Item> = std::collections::HashMap::new();
+        let mut heads = std::collections::HashMap::new();
         let ids: Vec<&str> = stats
             .iter()
             .filter_map(|s| attr::s(s, "draft_id"))
             .collect();
         for chunk in ids.chunks(100) {
-            let mut request = KeysAndAttributes::builder().consistent_read(true);
-            for id in chunk {
-                request = request.keys(self.key(keys::draft_head(ws, id)));
-            }
-            let mut pending = Some(
-                request
-                    .build()
-                    .map_err(|e| StoreError::sdk("BatchGetItem", e))?,
-            );
-            while let Some(req) = pending.take() {
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, req)
-                    .send()
-                    .await
-                    .map_err(|e| StoreError::sdk("BatchGetItem", e))?;
-                for item in out
-                    .responses
-                    .unwrap_or_default()
-                    .remove(&self.table)
-                    .unwrap_or_default()
-                {
-                    if let Some(id) = attr::s(&item, "draft_id") {
-                        heads.insert(id.to_owned(), item);
-                    }
+            let wanted = chunk.iter().map(|id| keys::draft_head(ws, id)).collect();
+            for ((_, _), item) in self.batch_get(wanted).await? {
+                if let Some(id) = attr::s(&item, "draft_id") {
+                    heads.insert(id.to_owned(), item);
                 }
-                pending = out
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.table))
-                    .filter(|k| !k.keys.is_empty());
             }
         }
         stats

@@ -16,10 +16,7 @@ use crate::store::connections::ConnectionStatus;
 use crate::store::mappings::{self, Mapping};
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, KeysAndAttributes, Put, TransactWriteItem, Update,
-};
-use std::collections::HashMap;
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem, Update};
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
@@ -152,52 +149,16 @@ impl Store {
         let mut wanted = vec![conn_key.clone(), mapping_key.clone(), stats_key.clone()];
         wanted.extend(user_key.clone());
 
-        let mut found: HashMap<(String, String), Item> = HashMap::new();
-        let mut request = KeysAndAttributes::builder()
-            .set_keys(Some(wanted.into_iter().map(|k| self.key(k)).collect()))
-            .consistent_read(true)
-            .build()
-            .map_err(|e| StoreError::sdk("BatchGetItem", e))?;
-        // BatchGetItem may return part of the keys as unprocessed; ask again for those.
-        for round in 0..5 {
-            let out = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, request)
-                .send()
-                .await
-                .map_err(|e| StoreError::sdk("BatchGetItem", e))?;
-            for item in out
-                .responses
-                .unwrap_or_default()
-                .remove(&self.table)
-                .unwrap_or_default()
-            {
-                let pk = attr::s(&item, keys::PK).unwrap_or_default().to_owned();
-                let sk = attr::s(&item, keys::SK).unwrap_or_default().to_owned();
-                found.insert((pk, sk), item);
-            }
-            match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
-                Some(rest) if !rest.keys.is_empty() => {
-                    request = rest;
-                    tokio::time::sleep(backoff(round + 1)).await;
-                }
-                _ => {
-                    return Ok(Snapshot {
-                        connection: found
-                            .get(&conn_key)
-                            .and_then(|i| attr::s(i, "status"))
-                            .and_then(ConnectionStatus::parse),
-                        mapping: found.get(&mapping_key).map(mappings::from_item),
-                        stats: found.remove(&stats_key),
-                        user_known: user_key.is_some_and(|k| found.contains_key(&k)),
-                    });
-                }
-            }
-        }
-        Err(StoreError::Unavailable(
-            "BatchGetItem left keys unprocessed".into(),
-        ))
+        let mut found = self.batch_get(wanted).await?;
+        Ok(Snapshot {
+            connection: found
+                .get(&conn_key)
+                .and_then(|i| attr::s(i, "status"))
+                .and_then(ConnectionStatus::parse),
+            mapping: found.get(&mapping_key).map(mappings::from_item),
+            stats: found.remove(&stats_key),
+            user_known: user_key.is_some_and(|k| found.contains_key(&k)),
+        })
     }
 
     async fn try_repeat(&self, p: &Plan<'_>, stats: &Item) -> Result<Attempt, StoreError> {

@@ -78,6 +78,54 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Consistent reads of up to 100 keys, asking again for any DynamoDB leaves unprocessed.
+    /// Items come back keyed by (PK, SK); a key with no item is simply absent.
+    pub(crate) async fn batch_get(
+        &self,
+        wanted: Vec<(String, String)>,
+    ) -> Result<HashMap<(String, String), Item>, StoreError> {
+        let mut found = HashMap::new();
+        if wanted.is_empty() {
+            return Ok(found);
+        }
+        let mut request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+            .set_keys(Some(wanted.into_iter().map(|k| self.key(k)).collect()))
+            .consistent_read(true)
+            .build()
+            .map_err(|e| StoreError::sdk("BatchGetItem", e))?;
+        for round in 0..5u64 {
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(|e| StoreError::sdk("BatchGetItem", e))?;
+            for item in out
+                .responses
+                .unwrap_or_default()
+                .remove(&self.table)
+                .unwrap_or_default()
+            {
+                let pk = attr::s(&item, keys::PK).unwrap_or_default().to_owned();
+                let sk = attr::s(&item, keys::SK).unwrap_or_default().to_owned();
+                found.insert((pk, sk), item);
+            }
+            match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
+                Some(rest) if !rest.keys.is_empty() => {
+                    request = rest;
+                    tokio::time::sleep(std::time::Duration::from_millis(10 * (round + 1))).await;
+                }
+                _ => return Ok(found),
+            }
+        }
+        Err(StoreError::Unavailable(
+            "BatchGetItem left keys unprocessed".into(),
+        ))
+    }
+}
+
 /// Readers for attribute maps that turn absence or a wrong type into `None`.
 pub(crate) mod attr {
     use super::Item;

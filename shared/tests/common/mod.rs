@@ -26,19 +26,5 @@ pub fn occurrence_of_json(v: serde_json::Value) -> Occurrence {
 }
 
 pub fn prd_input_for(o: &Occurrence) -> flowback::prd::PrdInput<'_> {
-    flowback::prd::PrdInput {
-        title: &o.title,
-        environment_name: o.environment_name.as_deref(),
-        level: o.level,
-        handled: o.handled,
-        priority: o.suggestion.priority,
-        priority_reason: &o.suggestion.reason,
-        occurrences: 1,
-        affected_users: 1,
-        first_seen: o.timestamp,
-        last_seen: o.timestamp,
-        context: &o.context,
-        evidence: &o.evidence,
-        posthog_issue_url: o.links.posthog_issue.as_deref(),
-    }
+    o.first_prd_input()
 }

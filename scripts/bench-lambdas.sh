@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Init time of every function binary against a hello-world lambda_runtime binary (same release
+# profile, same machine, alternating runs), binary sizes, and the webhook's peak RSS while it answers
+# signed deliveries against moto. Native x86_64 builds: the emulator runs them here.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+rounds=${ROUNDS:-30}
+deliveries=${DELIVERIES:-500}
+cargo build --release -p hello-lambda -p oauth -p webhook -p settings -p drafts -p sync
+cargo build -p flowback-local
+bins="$here/target/release"
+# The local stack seeds the demo connection (its table, mapping and signing secret) on moto, then
+# the benchmark runs the webhook binary against the same moto.
+PORT=${BENCH_PORT:-3999} scripts/with-moto.sh bash -c '
+  target/debug/flowback-local >/dev/null 2>&1 &
+  stack=$!
+  trap "kill $stack 2>/dev/null || true" EXIT
+  for _ in $(seq 1 100); do
+    curl -fsS -o /dev/null "http://127.0.0.1:$PORT/drafts" -w "" 2>/dev/null && break
+    [ "$(curl -s -o /dev/null -w "%{http_code}" "http://127.0.0.1:$PORT/drafts")" = "401" ] && break
+    sleep 0.2
+  done
+  sleep 2
+  .venv/bin/python bench/lambda_bench.py "'"$bins"'" '"$rounds"' --rss '"$deliveries"'
+'
