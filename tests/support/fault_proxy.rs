@@ -18,12 +18,15 @@ pub enum Fault {
     Hang,
     /// Forward (the write happens), then lose the answer: a 500 replaces it.
     LoseAnswerAfterWrite,
+    /// Answer TransactionCanceledException with `TransactionConflict` on the second item, as
+    /// DynamoDB does when another transaction holds that item.
+    Conflict,
 }
 
 #[derive(Default)]
 struct Rules {
-    /// (operation, fault, how many more times)
-    rules: Vec<(String, Fault, u32)>,
+    /// (operation, body must contain, fault, how many more times)
+    rules: Vec<(String, Option<String>, Fault, u32)>,
     seen: Vec<String>,
 }
 
@@ -61,7 +64,17 @@ impl FaultProxy {
             .lock()
             .unwrap()
             .rules
-            .push((operation.to_owned(), fault, times));
+            .push((operation.to_owned(), None, fault, times));
+    }
+
+    /// Like `inject`, for the calls whose request body contains `needle` (e.g. one item's key).
+    pub fn inject_matching(&self, operation: &str, needle: &str, fault: Fault, times: u32) {
+        self.state.lock().unwrap().rules.push((
+            operation.to_owned(),
+            Some(needle.to_owned()),
+            fault,
+            times,
+        ));
     }
 
     pub fn clear(&self) {
@@ -90,11 +103,11 @@ async fn forward(
     let fault = {
         let mut rules = s.rules.lock().unwrap();
         rules.seen.push(operation.clone());
-        let hit = rules
-            .rules
-            .iter_mut()
-            .find(|(op, _, n)| *op == operation && *n > 0);
-        hit.map(|(_, fault, n)| {
+        let text = String::from_utf8_lossy(&body);
+        let hit = rules.rules.iter_mut().find(|(op, needle, _, n)| {
+            *op == operation && *n > 0 && needle.as_ref().is_none_or(|x| text.contains(x.as_str()))
+        });
+        hit.map(|(_, _, fault, n)| {
             *n -= 1;
             *fault
         })
@@ -113,6 +126,26 @@ async fn forward(
                 "com.amazonaws.dynamodb.v20120810#InternalServerError",
                 "Internal server error",
             )
+        }
+        Some(Fault::Conflict) => {
+            let body = serde_json::json!({
+                "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+                "message": "Transaction cancelled, please refer cancellation reasons for specific reasons [None, TransactionConflict]",
+                "CancellationReasons": [
+                    {"Code": "None"},
+                    {"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"}
+                ]
+            })
+            .to_string();
+            return (
+                StatusCode::BAD_REQUEST,
+                [
+                    ("content-type", "application/x-amz-json-1.0"),
+                    ("x-amzn-errortype", "TransactionCanceledException"),
+                ],
+                body,
+            )
+                .into_response();
         }
         Some(Fault::Hang) => {
             tokio::time::sleep(Duration::from_secs(30)).await;

@@ -19,14 +19,73 @@ impl Store {
     ) -> Result<Option<DraftView>, StoreError> {
         let head_key = keys::draft_head(ws, draft_id);
         let stats_key = keys::draft_stats(ws, draft_id);
-        let found = self
-            .batch_get(vec![head_key.clone(), stats_key.clone()])
-            .await?;
+        let mut wanted = vec![head_key.clone(), stats_key.clone()];
+        wanted.extend(shard_keys(ws, draft_id));
+        let found = self.batch_get(wanted).await?;
         match (found.get(&head_key), found.get(&stats_key)) {
-            (Some(head), Some(stats)) => view(head, stats).map(Some),
+            (Some(head), Some(stats)) => {
+                let shards: Vec<&Item> = shard_keys(ws, draft_id)
+                    .filter_map(|k| found.get(&k))
+                    .collect();
+                view(head, &merge_counters(stats, &shards)).map(Some)
+            }
             _ => Ok(None),
         }
     }
+}
+
+fn shard_keys<'a>(
+    ws: &'a WorkspaceId,
+    draft_id: &'a str,
+) -> impl Iterator<Item = (String, String)> + 'a {
+    (1..=keys::DRAFT_SHARDS).map(move |k| keys::draft_shard(ws, draft_id, k))
+}
+
+/// The main counter item with its overflow shards folded in: counts add up, first_seen is the min,
+/// last_seen the max, the ranks seen are the union, and the context is the one of the latest event.
+pub(crate) fn merge_counters(main: &Item, shards: &[&Item]) -> Item {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    if shards.is_empty() {
+        return main.clone();
+    }
+    let mut merged = main.clone();
+    let all = || std::iter::once(main).chain(shards.iter().copied());
+    for counter in ["occ", "users"] {
+        let total: i64 = all().filter_map(|i| attr::n(i, counter)).sum();
+        merged.insert(counter.into(), attr::num(total));
+    }
+    if let Some(first) = all().filter_map(|i| attr::n(i, "first_seen")).min() {
+        merged.insert("first_seen".into(), attr::num(first));
+    }
+    if let Some(latest) = all().max_by_key(|i| attr::n(i, "last_seen").unwrap_or(i64::MIN)) {
+        for name in ["last_seen", "ctx"] {
+            if let Some(v) = latest.get(name) {
+                merged.insert(name.into(), v.clone());
+            }
+        }
+    }
+    let mut ranks: Vec<String> = all()
+        .filter_map(|i| i.get("prio").and_then(|v| v.as_ns().ok()))
+        .flatten()
+        .cloned()
+        .collect();
+    ranks.sort();
+    ranks.dedup();
+    if !ranks.is_empty() {
+        merged.insert("prio".into(), AttributeValue::Ns(ranks));
+    }
+    for rank in 0..4 {
+        let name = format!("reason_{rank}");
+        if !merged.contains_key(&name) {
+            if let Some(v) = shards.iter().find_map(|i| i.get(&name)) {
+                merged.insert(name, v.clone());
+            }
+        }
+    }
+    if let Some(updated) = all().filter_map(|i| attr::s(i, "updated_at")).max() {
+        merged.insert("updated_at".into(), attr::str(updated));
+    }
+    merged
 }
 
 fn ms_to_time(ms: i64) -> OffsetDateTime {
@@ -218,24 +277,25 @@ impl Store {
         ws: &WorkspaceId,
         stats: &[Item],
     ) -> Result<Vec<DraftView>, StoreError> {
-        let mut heads = std::collections::HashMap::new();
         let ids: Vec<&str> = stats
             .iter()
             .filter_map(|s| attr::s(s, "draft_id"))
             .collect();
-        for chunk in ids.chunks(100) {
-            let wanted = chunk.iter().map(|id| keys::draft_head(ws, id)).collect();
-            for ((_, _), item) in self.batch_get(wanted).await? {
-                if let Some(id) = attr::s(&item, "draft_id") {
-                    heads.insert(id.to_owned(), item);
-                }
-            }
+        let wanted: Vec<_> = ids
+            .iter()
+            .flat_map(|id| std::iter::once(keys::draft_head(ws, id)).chain(shard_keys(ws, id)))
+            .collect();
+        let mut found = std::collections::HashMap::new();
+        for chunk in wanted.chunks(100) {
+            found.extend(self.batch_get(chunk.to_vec()).await?);
         }
         stats
             .iter()
             .filter_map(|s| {
-                let head = heads.get(attr::s(s, "draft_id")?)?;
-                Some(view(head, s))
+                let id = attr::s(s, "draft_id")?;
+                let head = found.get(&keys::draft_head(ws, id))?;
+                let shards: Vec<&Item> = shard_keys(ws, id).filter_map(|k| found.get(&k)).collect();
+                Some(view(head, &merge_counters(s, &shards)))
             })
             .collect()
     }

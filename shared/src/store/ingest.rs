@@ -61,7 +61,19 @@ struct Snapshot {
 
 enum Attempt {
     Done(Outcome),
+    /// A condition failed: another write moved the state; re-plan from a fresh read.
     Retry,
+    /// The draft's main counter item is contended (transaction conflicts or throttling): the
+    /// next attempts go to an overflow shard.
+    Contended,
+}
+
+/// Which of the three min/max plans an overflow shard write assumes (no read precedes it).
+#[derive(Clone, Copy)]
+enum ShardPlan {
+    Newest,
+    Between,
+    Oldest,
 }
 
 impl Store {
@@ -79,6 +91,8 @@ impl Store {
             None => format!("webhook:{}", ctx.webhook_id),
         };
         let mut attempt = 0u32;
+        let mut contended = false;
+        let mut shard_plan = ShardPlan::Newest;
         loop {
             let snap = self
                 .snapshot(ctx.connection_id, ws, env, &id, user.as_deref())
@@ -105,7 +119,24 @@ impl Store {
                 user_known: snap.user_known,
                 delivery_key: &delivery_key,
             };
+            // A regression must reopen the issue, which only the main item knows how to do.
+            let regression = snap
+                .stats
+                .as_ref()
+                .is_some_and(|s| attr::s(s, "issue_state") == Some(IssueStatus::Resolved.as_str()));
             let result = match &snap.stats {
+                Some(_) if contended && !regression => {
+                    let shard = 1 + (fnv(&delivery_key) + attempt) % keys::DRAFT_SHARDS;
+                    let r = self.try_shard(&plan, shard, shard_plan).await?;
+                    if matches!(r, Attempt::Retry) {
+                        shard_plan = match shard_plan {
+                            ShardPlan::Newest => ShardPlan::Between,
+                            ShardPlan::Between => ShardPlan::Oldest,
+                            ShardPlan::Oldest => ShardPlan::Newest,
+                        };
+                    }
+                    r
+                }
                 Some(stats) => self.try_repeat(&plan, stats).await?,
                 None => self.try_create(&plan, channel.as_str()).await?,
             };
@@ -120,7 +151,8 @@ impl Store {
                     });
                 }
                 Attempt::Done(outcome) => return Ok(outcome),
-                Attempt::Retry => {
+                Attempt::Retry | Attempt::Contended => {
+                    contended |= matches!(result, Attempt::Contended);
                     attempt += 1;
                     let pause = backoff(attempt);
                     if Instant::now() + pause >= ctx.deadline {
@@ -265,6 +297,94 @@ impl Store {
             Some(reasons) if failed(&reasons, 0) => Attempt::Done(Outcome::Duplicate {
                 draft_id: p.draft_id.to_owned(),
             }),
+            Some(reasons) if hot(&reasons, 1) => Attempt::Contended,
+            Some(_) => Attempt::Retry,
+        })
+    }
+
+    /// A repeat counted on overflow shard `shard` instead of the contended main counter item. The
+    /// shard is written without reading it first, so the plan guesses where the event falls against
+    /// the shard's own first/last seen; a wrong guess fails its condition and the next plan is tried.
+    async fn try_shard(
+        &self,
+        p: &Plan<'_>,
+        shard: u32,
+        plan: ShardPlan,
+    ) -> Result<Attempt, StoreError> {
+        let rank = p.o.suggestion.priority as i64;
+        let new_user = p.user.is_some() && !p.user_known;
+        let mut set = vec!["#reason = :reason", "#updated = :now"];
+        let mut add = vec!["#occ :one", "#prio :prio"];
+        if new_user {
+            add.push("#users :one");
+        }
+        let mut names: Vec<(&str, String)> = vec![
+            ("#reason", format!("reason_{rank}")),
+            ("#updated", "updated_at".into()),
+            ("#occ", "occ".into()),
+            ("#prio", "prio".into()),
+            ("#first", "first_seen".into()),
+            ("#last", "last_seen".into()),
+        ];
+        if new_user {
+            names.push(("#users", "users".into()));
+        }
+        let mut values: Vec<(&str, AttributeValue)> = vec![
+            (":reason", attr::str(&p.o.suggestion.reason)),
+            (":now", attr::str(rfc3339(p.ctx.received_at))),
+            (":one", attr::num(1)),
+            (":prio", AttributeValue::Ns(vec![rank.to_string()])),
+            (":t", attr::num(p.timestamp_ms())),
+        ];
+        let condition = match plan {
+            ShardPlan::Newest => {
+                set.extend([
+                    "#last = :t",
+                    "#ctx = :ctx",
+                    "#first = if_not_exists(#first, :t)",
+                ]);
+                names.push(("#ctx", "ctx".into()));
+                values.push((":ctx", attr::str(p.latest_context())));
+                "attribute_not_exists(#last) OR #last <= :t"
+            }
+            ShardPlan::Between => "#last > :t AND #first <= :t",
+            ShardPlan::Oldest => {
+                set.push("#first = :t");
+                "#first > :t AND #last > :t"
+            }
+        };
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(self.key(keys::draft_shard(
+                p.ctx.workspace_id,
+                p.draft_id,
+                shard,
+            ))))
+            .update_expression(format!("SET {} ADD {}", set.join(", "), add.join(", ")))
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(
+                names.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+            ))
+            .set_expression_attribute_values(Some(
+                values.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+            ))
+            .build()
+            .map_err(|e| StoreError::sdk("TransactWriteItems", e))?;
+        let mut items = vec![
+            TransactWriteItem::builder().put(self.dedup_put(p)?).build(),
+            TransactWriteItem::builder().update(update).build(),
+        ];
+        if new_user {
+            items.push(TransactWriteItem::builder().put(self.user_put(p)?).build());
+        }
+        Ok(match self.transact(items).await? {
+            None => Attempt::Done(Outcome::Updated {
+                draft_id: p.draft_id.to_owned(),
+            }),
+            Some(reasons) if failed(&reasons, 0) => Attempt::Done(Outcome::Duplicate {
+                draft_id: p.draft_id.to_owned(),
+            }),
+            Some(reasons) if hot(&reasons, 1) => Attempt::Contended,
             Some(_) => Attempt::Retry,
         })
     }
@@ -453,6 +573,13 @@ impl Store {
                         .map(|r| r.code().unwrap_or("None").to_owned())
                         .collect(),
                 )),
+                // Throttled after the SDK's own retries: the items were not written. Reported as a
+                // cancellation by throttling so the caller can move off the hot item.
+                TransactWriteItemsError::ProvisionedThroughputExceededException(_)
+                | TransactWriteItemsError::RequestLimitExceeded(_)
+                | TransactWriteItemsError::ThrottlingException(_) => {
+                    Ok(Some(vec!["ThrottlingError".to_owned(); 2]))
+                }
                 other => Err(StoreError::sdk("TransactWriteItems", other)),
             },
             Err(e) => Err(StoreError::sdk("TransactWriteItems", e)),
@@ -486,6 +613,20 @@ fn new_item(table: &str, item: Item) -> Result<Put, StoreError> {
         .condition_expression("attribute_not_exists(PK)")
         .build()
         .map_err(|e| StoreError::sdk("TransactWriteItems", e))
+}
+
+/// The item at `index` was contended rather than wrong: a conflicting transaction or throttling.
+fn hot(reasons: &[String], index: usize) -> bool {
+    reasons
+        .get(index)
+        .is_some_and(|c| c == "TransactionConflict" || c == "ThrottlingError")
+}
+
+/// A stable small hash to spread deliveries over the shards.
+fn fnv(s: &str) -> u32 {
+    s.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
 }
 
 fn failed(reasons: &[String], index: usize) -> bool {

@@ -34,6 +34,13 @@ pub fn draft_stats(ws: &WorkspaceId, draft_id: &str) -> (String, String) {
     (draft_pk(ws, draft_id), "STATS".into())
 }
 
+/// Overflow counter items of a draft, written when its main counter item is contended (a storm).
+pub const DRAFT_SHARDS: u32 = 8;
+
+pub fn draft_shard(ws: &WorkspaceId, draft_id: &str, shard: u32) -> (String, String) {
+    (draft_pk(ws, draft_id), format!("STATS#{shard}"))
+}
+
 pub fn draft_user(ws: &WorkspaceId, draft_id: &str, user_hash: &str) -> (String, String) {
     (draft_pk(ws, draft_id), format!("USER#{user_hash}"))
 }
