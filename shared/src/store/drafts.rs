@@ -76,9 +76,9 @@ pub(crate) fn merge_counters(main: &Item, shards: &[&Item]) -> Item {
     }
     for rank in 0..4 {
         let name = format!("reason_{rank}");
-        if !merged.contains_key(&name) {
-            if let Some(v) = shards.iter().find_map(|i| i.get(&name)) {
-                merged.insert(name, v.clone());
+        if let std::collections::hash_map::Entry::Vacant(slot) = merged.entry(name) {
+            if let Some(v) = shards.iter().find_map(|i| i.get(slot.key())) {
+                slot.insert(v.clone());
             }
         }
     }
