@@ -23,6 +23,12 @@ pub mod config;
 pub mod draft;
 pub mod issue;
 pub mod metrics;
+#[cfg(feature = "posthog")]
+pub mod pkce;
+#[cfg(feature = "posthog")]
+pub mod posthog;
+#[cfg(feature = "posthog")]
+pub mod random;
 pub mod secrets;
 pub mod signature;
 pub mod store;
