@@ -20,6 +20,8 @@ pub mod api;
 pub mod aws;
 pub mod caller;
 pub mod config;
+#[cfg(feature = "posthog")]
+pub mod connect;
 pub mod draft;
 pub mod issue;
 pub mod metrics;
