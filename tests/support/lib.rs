@@ -1,3 +1,4 @@
 //! What the black-box tests run against: stand-ins for the services the backend talks to.
 
+pub mod harness;
 pub mod posthog;
