@@ -5,7 +5,6 @@
 //! Each harness has its own table and secret prefix, and serves `PUBLIC_API_URL` on a loopback
 //! port where `POST /webhooks/posthog/{connection_id}` reaches the webhook handler, so the stand-in
 //! delivers to the URL the backend put in its destinations.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::posthog::PostHogStandIn;
 use axum::body::Bytes;
@@ -60,7 +59,6 @@ pub struct Harness {
     pub public_api_url: String,
     pub dashboard_url: String,
     pub ws: WorkspaceId,
-    sdk: aws_config::SdkConfig,
     server: JoinHandle<()>,
 }
 
@@ -245,7 +243,6 @@ impl Harness {
             public_api_url,
             dashboard_url,
             ws: WorkspaceId::parse(&unique("ws")).unwrap(),
-            sdk,
             server,
         }
     }
@@ -447,10 +444,6 @@ impl Harness {
             &self.public_api_url,
             &self.dashboard_url,
         )
-    }
-
-    pub fn sdk(&self) -> &aws_config::SdkConfig {
-        &self.sdk
     }
 
     /// Signs `body` with `secret` as PostHog would and posts it to our webhook URL.
