@@ -674,3 +674,98 @@ async fn a_refresh_token_posthog_refuses_for_good_asks_for_a_reconnect() {
             .ends_with(new.id.as_str())));
     }
 }
+
+#[tokio::test]
+async fn a_token_endpoint_hiccup_is_retried_and_an_outage_connects_nothing() {
+    let h = three_projects().await;
+    // PostHog's 503 temporarily_unavailable with Retry-After: 1 is worth one more try.
+    h.posthog.fail_token_requests(1);
+    let landing = h.connect().await;
+    assert!(landing.connected(), "{:?}", landing.url);
+
+    let h = three_projects().await;
+    h.posthog.fail_token_requests(10);
+    let landing = h.connect().await;
+    assert_eq!(landing.error().as_deref(), Some("posthog_unavailable"));
+    assert!(h.keys().await.is_empty(), "{:?}", h.keys().await);
+    assert!(h.posthog.requests_to("POST", "/api/").is_empty());
+}
+
+#[tokio::test]
+async fn an_expired_state_is_refused() {
+    let h = three_projects().await;
+    let state = "E".repeat(43);
+    let eleven_minutes_ago = time::OffsetDateTime::now_utc().unix_timestamp() - 11 * 60;
+    h.store
+        .put_oauth_state(
+            &state,
+            &flowback::store::oauth_states::PendingAuthorization {
+                workspace_id: h.ws.clone(),
+                user: "user_1".into(),
+                region: "us".into(),
+                verifier: SecretString::from("v".repeat(43)),
+            },
+            eleven_minutes_ago,
+        )
+        .await
+        .unwrap();
+    let back = h.consent(&h.authorize_url().await).await;
+    let code = back.query_pairs().find(|(k, _)| k == "code").unwrap().1;
+    let mut stale = back.clone();
+    stale.set_query(Some(&format!("code={code}&state={state}")));
+    assert_eq!(
+        h.callback(&stale).await.error().as_deref(),
+        Some("invalid_state")
+    );
+    assert!(h.posthog.requests_to("POST", "/oauth/token").is_empty());
+}
+
+#[tokio::test]
+async fn the_region_the_user_picked_is_the_only_host_called() {
+    let h = three_projects().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let posthog = flowback::posthog::PostHog::new(
+        flowback::posthog::BaseUrls::new(&dead, h.posthog.base_url()).unwrap(),
+        flowback::posthog::OAuthApp {
+            client_id: CLIENT_ID.into(),
+            client_secret: None,
+        },
+        flowback_tests::harness::TEST_BUDGET,
+    )
+    .unwrap();
+    let connector = flowback::connect::Connector::new(
+        h.store.clone(),
+        h.secrets.clone(),
+        posthog,
+        &h.public_api_url,
+        &h.dashboard_url,
+    );
+    let who = flowback::caller::Caller {
+        workspace_id: h.ws.clone(),
+        user: "user_1".into(),
+    };
+    let url = connector
+        .start(&who, flowback::posthog::Region::Eu)
+        .await
+        .unwrap();
+    assert!(url.starts_with(h.posthog.base_url()), "{url}");
+    let back = h.consent(&url).await;
+    let pairs: Vec<(String, String)> = back
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let location = connector
+        .finish(flowback::connect::Callback {
+            code: get("code"),
+            state: get("state"),
+            error: None,
+        })
+        .await;
+    assert!(location.ends_with("?status=connected"), "{location}");
+    let conn = h.connection().await;
+    assert_eq!(conn.region, "eu");
+    assert_eq!(conn.posthog_base_url, h.posthog.base_url());
+}
