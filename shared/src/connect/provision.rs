@@ -156,9 +156,11 @@ impl Connector {
             .await
             .map_err(|e| {
                 tracing::warn!(error = %e, "code exchange failed");
-                match e {
-                    e if e.is_transient() => CallbackError::PostHogUnavailable,
-                    _ => CallbackError::AuthorizationFailed,
+                if e.is_transient() {
+                    CallbackError::PostHogUnavailable
+                } else {
+                    // An expired or already used code, a wrong verifier: only a new connect helps.
+                    CallbackError::AuthorizationFailed
                 }
             })?;
         let conn = crate::random::connection_id().map_err(|e| {
