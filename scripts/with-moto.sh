@@ -3,12 +3,13 @@
 # the AWS SDK at it through its standard variables, and stops the server afterwards.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-moto="$here/.venv/bin/moto_server"
-[ -x "$moto" ] || { echo "moto_server missing: run 'make tools' first" >&2; exit 1; }
+python="$here/.venv/bin/python"
+[ -x "$here/.venv/bin/moto_server" ] || { echo "moto_server missing: run 'make tools' first" >&2; exit 1; }
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 log=$(mktemp)
-"$moto" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+# One request at a time, so conditional writes are isolated as in DynamoDB (see the script).
+"$python" "$here/scripts/moto-server.py" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -f "$log"' EXIT
 for _ in $(seq 1 100); do
