@@ -14,7 +14,20 @@ async fn serve(h: &Harness) -> String {
     let functions = Arc::new(Functions {
         webhook: webhook::Webhook::new(h.store.clone(), h.secrets.clone(), 500),
         drafts: drafts::Drafts::new(h.store.clone()),
-        settings: settings::Settings::new(h.store.clone()),
+        settings: settings::Settings::new(flowback_tests::harness::connector_for(
+            &h.store,
+            &h.secrets,
+            "http://127.0.0.1:9",
+            "http://127.0.0.1:3000",
+            "http://127.0.0.1:5173",
+        )),
+        oauth: oauth::OAuth::new(flowback_tests::harness::connector_for(
+            &h.store,
+            &h.secrets,
+            "http://127.0.0.1:9",
+            "http://127.0.0.1:3000",
+            "http://127.0.0.1:5173",
+        )),
     });
     let app = router(functions, Verifier::new(SECRET).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

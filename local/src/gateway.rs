@@ -16,9 +16,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 pub struct Functions {
+    pub oauth: oauth::OAuth,
     pub webhook: webhook::Webhook,
-    pub drafts: drafts::Drafts,
     pub settings: settings::Settings,
+    pub drafts: drafts::Drafts,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -162,15 +163,10 @@ async fn invoke(
     };
     let f = &g.functions;
     let result = match function {
+        Function::OAuth => oauth::handle(&f.oauth, request).await,
         Function::Webhook => webhook::handle(&f.webhook, request).await,
-        Function::Drafts => drafts::handle(&f.drafts, request).await,
         Function::Settings => settings::handle(&f.settings, request).await,
-        Function::OAuth => Ok(flowback::api::error(
-            http::StatusCode::NOT_IMPLEMENTED,
-            "not_implemented",
-            "this function is not implemented yet",
-        )
-        .map(Body::from)),
+        Function::Drafts => drafts::handle(&f.drafts, request).await,
     };
     match result {
         Ok(resp) => {

@@ -7,6 +7,8 @@ pub mod demo;
 pub mod gateway;
 
 use flowback::aws::{self, CallBudget};
+use flowback::connect::Connector;
+use flowback::posthog::{self, PostHog};
 use flowback::secrets::Secrets;
 use flowback::store::{schema, Store};
 use std::sync::Arc;
@@ -17,6 +19,9 @@ pub struct Settings {
     pub secret_prefix: String,
     pub jwt_secret: String,
     pub public_api_url: String,
+    pub dashboard_url: String,
+    pub posthog: flowback::posthog::BaseUrls,
+    pub posthog_client_id: String,
     pub demo: bool,
 }
 
@@ -31,6 +36,11 @@ impl Settings {
             jwt_secret: optional("LOCAL_JWT_SECRET").unwrap_or_else(|| auth::DEFAULT_SECRET.into()),
             public_api_url: optional("PUBLIC_API_URL")
                 .unwrap_or_else(|| format!("http://127.0.0.1:{port}")),
+            dashboard_url: optional("DASHBOARD_URL")
+                .unwrap_or_else(|| "http://127.0.0.1:5173".into()),
+            posthog: flowback::posthog::BaseUrls::from_env()?,
+            posthog_client_id: optional("POSTHOG_CLIENT_ID")
+                .unwrap_or_else(|| "flowback-local".into()),
             demo: optional("DEMO").as_deref() != Some("0"),
         })
     }
@@ -43,10 +53,22 @@ pub async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error + S
     schema::create_table(store.client(), &settings.table).await?;
     let secrets = Secrets::from_config(&sdk, &settings.secret_prefix);
     let max_new = flowback::config::number("MAX_NEW_DRAFTS_PER_HOUR", 500)?;
+    let app = flowback::connect::oauth_app(&secrets, settings.posthog_client_id.clone()).await?;
+    let posthog = PostHog::new(settings.posthog.clone(), app, posthog::Budget::DEFAULT)?;
+    let connector = || {
+        Connector::new(
+            store.clone(),
+            secrets.clone(),
+            posthog.clone(),
+            &settings.public_api_url,
+            &settings.dashboard_url,
+        )
+    };
     let functions = Arc::new(gateway::Functions {
+        oauth: oauth::OAuth::new(connector()),
         webhook: webhook::Webhook::new(store.clone(), secrets.clone(), max_new),
+        settings: settings::Settings::new(connector()),
         drafts: drafts::Drafts::new(store.clone()),
-        settings: settings::Settings::new(store.clone()),
     });
     let app = gateway::router(functions, auth::Verifier::new(&settings.jwt_secret)?);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", settings.port)).await?;

@@ -20,9 +20,17 @@ pub mod api;
 pub mod aws;
 pub mod caller;
 pub mod config;
+#[cfg(feature = "posthog")]
+pub mod connect;
 pub mod draft;
 pub mod issue;
 pub mod metrics;
+#[cfg(feature = "posthog")]
+pub mod pkce;
+#[cfg(feature = "posthog")]
+pub mod posthog;
+#[cfg(feature = "posthog")]
+pub mod random;
 pub mod secrets;
 pub mod signature;
 pub mod store;

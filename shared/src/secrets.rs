@@ -82,15 +82,25 @@ impl Secrets {
         Ok(())
     }
 
-    /// Deletes at once (no recovery window): a disconnected secret must stop working now.
+    /// Deletes at once (no recovery window): a disconnected secret must stop working now. A
+    /// secret that is already gone counts as deleted, so a retried cleanup goes through.
     pub async fn delete(&self, name: &str) -> Result<(), SecretsError> {
-        self.client
+        use aws_sdk_secretsmanager::operation::delete_secret::DeleteSecretError;
+        match self
+            .client
             .delete_secret()
             .secret_id(name)
             .force_delete_without_recovery(true)
             .send()
             .await
-            .map_err(|e| SecretsError(format!("DeleteSecret: {e:?}")))?;
-        Ok(())
+        {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), DeleteSecretError::ResourceNotFoundException(_)) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(SecretsError(format!("DeleteSecret: {e:?}"))),
+        }
     }
 }

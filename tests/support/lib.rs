@@ -1,5 +1,6 @@
 //! What the black-box tests run against: stand-ins for the services the backend talks to.
 
 pub mod fault_proxy;
+pub mod harness;
 pub mod posthog;
 pub mod stack;

@@ -128,7 +128,14 @@ pub async fn harness_for(
     };
     let h = Harness {
         drafts: drafts::Drafts::new(store.clone()),
-        settings: settings::Settings::new(store.clone()),
+        // PostHog is not reachable from these tests; only disconnect would call it (tests/disconnect.rs).
+        settings: settings::Settings::new(crate::harness::connector_for(
+            &store,
+            &secrets,
+            "http://127.0.0.1:9",
+            "http://127.0.0.1:3000",
+            "http://127.0.0.1:5173",
+        )),
         webhook: Webhook::new(webhook_store, webhook_secrets, max_new_drafts_per_hour),
         store,
         secrets,

@@ -3,5 +3,6 @@ use lambda_http::{run, service_fn, Error};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     flowback::telemetry::init();
-    run(service_fn(oauth::handle)).await
+    let state = oauth::OAuth::from_env().await?;
+    run(service_fn(|req| oauth::handle(&state, req))).await
 }

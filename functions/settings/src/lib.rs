@@ -3,33 +3,30 @@
 //! the next delivery: the webhook reads mappings on every delivery.
 
 use flowback::api;
-use flowback::aws::{self, CallBudget};
+use flowback::aws::CallBudget;
 use flowback::caller::{caller, Caller};
-use flowback::config::{self, ConfigError};
+use flowback::config::ConfigError;
+use flowback::connect::Connector;
 use flowback::ids::{ChannelId, EnvironmentId};
 use flowback::store::connections::ConnectionStatus;
 use flowback::store::mappings::Mapping;
-use flowback::store::Store;
 use http::StatusCode;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 use serde::Deserialize;
 use serde_json::json;
 
 pub struct Settings {
-    store: Store,
+    /// The store, secrets and PostHog client; `connector.store` serves the read routes.
+    pub connector: Connector,
 }
 
 impl Settings {
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    pub fn new(connector: Connector) -> Self {
+        Self { connector }
     }
 
     pub async fn from_env() -> Result<Self, ConfigError> {
-        let sdk = aws::load(CallBudget::API).await;
-        Ok(Self::new(Store::from_config(
-            &sdk,
-            config::required("TABLE_NAME")?,
-        )))
+        Ok(Self::new(Connector::from_env(CallBudget::API).await?))
     }
 }
 
@@ -48,6 +45,7 @@ async fn route(state: &Settings, req: &Request) -> Response<String> {
     };
     match api::route_key(req).unwrap_or_default() {
         "GET /integrations/posthog" => status(state, &who).await,
+        "DELETE /integrations/posthog" => disconnect(state, &who).await,
         "PUT /integrations/posthog/environments/{environment_id}" => {
             put_environment(state, &who, env().as_deref(), req.body().as_ref()).await
         }
@@ -76,7 +74,12 @@ fn storage_failure(e: flowback::store::StoreError) -> Response<String> {
 }
 
 async fn status(state: &Settings, who: &Caller) -> Response<String> {
-    let connection = match state.store.workspace_connection(&who.workspace_id).await {
+    let connection = match state
+        .connector
+        .store
+        .workspace_connection(&who.workspace_id)
+        .await
+    {
         Ok(c) => c,
         Err(e) => return storage_failure(e),
     };
@@ -84,6 +87,7 @@ async fn status(state: &Settings, who: &Caller) -> Response<String> {
         .as_ref()
         .filter(|c| c.status != ConnectionStatus::Disconnected);
     let environments = match state
+        .connector
         .store
         .environment_settings(&who.workspace_id, live.map(|c| &c.id))
         .await
@@ -183,6 +187,7 @@ async fn save(
     mapping: &Mapping,
 ) -> Response<String> {
     match state
+        .connector
         .store
         .update_mapping(&who.workspace_id, env, mapping)
         .await
@@ -198,5 +203,22 @@ async fn save(
         ),
         Ok(false) => api::not_found("environment"),
         Err(e) => storage_failure(e),
+    }
+}
+
+/// Always 200 `{"status": "disconnected", ...}`, also for a workspace that has no connection
+/// (`connection_id: null`): the caller wants it disconnected, and it is. What PostHog could not
+/// remove yet is listed under `cleanup` and retried later.
+async fn disconnect(state: &Settings, who: &Caller) -> Response<String> {
+    match state
+        .connector
+        .disconnect(&who.workspace_id, &who.user)
+        .await
+    {
+        Ok(report) => api::json(StatusCode::OK, &report),
+        Err(e) => {
+            tracing::error!(error = %e, "disconnect failed");
+            api::unavailable()
+        }
     }
 }

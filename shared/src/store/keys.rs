@@ -18,8 +18,21 @@ pub fn workspace_connection(ws: &WorkspaceId) -> (String, String) {
     (format!("WS#{ws}"), "CONNECTION".into())
 }
 
+/// Prefix of the forwarding items of a connection (`CONN#{conn}`, `ENV#{env}`), and of mappings.
+pub const ENV_PREFIX: &str = "ENV#";
+
+/// What PostHog forwards for one environment of one connection: destination ids and health.
+pub fn forwarding(conn: &ConnectionId, env: EnvironmentId) -> (String, String) {
+    (format!("CONN#{conn}"), format!("{ENV_PREFIX}{env}"))
+}
+
+/// A pending OAuth authorization: one-time, bound to workspace, user, region and PKCE verifier.
+pub fn oauth_state(state: &str) -> (String, String) {
+    (format!("OAUTH#{state}"), "STATE".into())
+}
+
 pub fn mapping(ws: &WorkspaceId, env: EnvironmentId) -> (String, String) {
-    (format!("WS#{ws}"), format!("ENV#{env}"))
+    (format!("WS#{ws}"), format!("{ENV_PREFIX}{env}"))
 }
 
 pub fn draft_pk(ws: &WorkspaceId, draft_id: &str) -> String {

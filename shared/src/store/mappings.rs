@@ -288,3 +288,41 @@ impl Store {
         self.get_connection(&id).await
     }
 }
+
+impl Store {
+    /// A newly discovered environment starts as Do not import; an existing mapping (from an earlier
+    /// connection, or set by a reviewer) is left exactly as it is. `true` when it was created.
+    pub async fn create_mapping_if_absent(
+        &self,
+        ws: &WorkspaceId,
+        env: EnvironmentId,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        use aws_sdk_dynamodb::error::SdkError;
+        use aws_sdk_dynamodb::operation::put_item::PutItemError;
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let mut item = self.key(keys::mapping(ws, env));
+        item.insert("channel_id".into(), AttributeValue::Null(true));
+        item.insert("exceptions".into(), AttributeValue::Bool(true));
+        item.insert("enabled".into(), AttributeValue::Bool(true));
+        item.insert("name".into(), attr::str(name));
+        item.insert("environment_id".into(), attr::num(env.get()));
+        match self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(PK)")
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(StoreError::sdk("PutItem", e)),
+        }
+    }
+}

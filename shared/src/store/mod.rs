@@ -3,9 +3,11 @@
 
 pub mod connections;
 pub mod drafts;
+pub mod forwarding;
 pub mod ingest;
 pub mod keys;
 pub mod mappings;
+pub mod oauth_states;
 pub mod review;
 pub mod schema;
 
