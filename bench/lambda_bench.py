@@ -26,6 +26,7 @@ class Emulator(http.server.ThreadingHTTPServer):
     def __init__(self):
         super().__init__(("127.0.0.1", 0), Handler)
         self.first_next = threading.Event()
+        self.generation = 0
         self.events = []  # queued invocation payloads
         self.responses = []
         self.lock = threading.Condition()
@@ -33,8 +34,11 @@ class Emulator(http.server.ThreadingHTTPServer):
     def reset(self, events=()):
         self.first_next = threading.Event()
         with self.lock:
+            # Handlers still waiting for a killed process's /next must not take the new events.
+            self.generation += 1
             self.events = list(events)
             self.responses = []
+            self.lock.notify_all()
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -50,8 +54,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         srv = self.server
         srv.first_next.set()
         with srv.lock:
-            while not srv.events:
-                if not srv.lock.wait(timeout=30):
+            generation = srv.generation
+            while not srv.events or srv.generation != generation:
+                if srv.generation != generation or not srv.lock.wait(timeout=30):
                     return
             n, event = srv.events.pop(0)
         body = json.dumps(event).encode()

@@ -34,7 +34,19 @@ impl CallBudget {
 }
 
 pub async fn load(budget: CallBudget) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    // Lambda sets AWS_REGION and the credentials as environment variables. Taking them from there
+    // directly skips building the default provider chains (profile files, SSO, IMDS), which took
+    // ~3 ms of a ~5 ms init here; elsewhere the default chains still apply.
+    if let Ok(region) = std::env::var("AWS_REGION") {
+        loader = loader.region(aws_config::Region::new(region));
+    }
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+        loader = loader.credentials_provider(
+            aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+        );
+    }
+    loader
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(budget.connect)
