@@ -181,6 +181,23 @@ impl Harness {
         self.send(self.conn.as_str(), headers, body).await
     }
 
+    /// Delivers like PostHog: the same delivery again after a 503. A retry may then find the first
+    /// attempt's write and answer `duplicate`; either way the delivery is counted once.
+    pub async fn deliver_until_accepted(
+        &self,
+        webhook_id: &str,
+        body: &[u8],
+    ) -> (StatusCode, Value) {
+        let mut answer = self.deliver(webhook_id, body).await;
+        for _ in 0..4 {
+            if answer.0 != StatusCode::SERVICE_UNAVAILABLE {
+                break;
+            }
+            answer = self.deliver(webhook_id, body).await;
+        }
+        answer
+    }
+
     pub async fn send(&self, conn: &str, headers: Value, body: &[u8]) -> (StatusCode, Value) {
         let resp = webhook::handle(&self.webhook, request(conn, headers, body))
             .await

@@ -197,33 +197,13 @@ impl Store {
         let t = p.timestamp_ms();
         let last = attr::n(stats, "last_seen").unwrap_or(i64::MIN);
         let first = attr::n(stats, "first_seen").unwrap_or(i64::MAX);
-        let rank = p.o.suggestion.priority as i64;
         let new_user = p.user.is_some() && !p.user_known;
-
-        // Every attribute goes through a name placeholder: several are DynamoDB reserved words.
-        let mut set = vec!["#reason = :reason", "#updated = :now"];
-        let mut add = vec!["#occ :one", "#prio :prio"];
-        if new_user {
-            add.push("#users :one");
-        }
-        let mut names: Vec<(&str, String)> = vec![
-            ("#reason", format!("reason_{rank}")),
-            ("#updated", "updated_at".into()),
-            ("#occ", "occ".into()),
-            ("#prio", "prio".into()),
-            ("#first", "first_seen".into()),
-            ("#last", "last_seen".into()),
-        ];
-        if new_user {
-            names.push(("#users", "users".into()));
-        }
-        let mut values: Vec<(&str, AttributeValue)> = vec![
-            (":reason", attr::str(&p.o.suggestion.reason)),
-            (":now", attr::str(rfc3339(p.ctx.received_at))),
-            (":one", attr::num(1)),
-            (":prio", AttributeValue::Ns(vec![rank.to_string()])),
-            (":t", attr::num(t)),
-        ];
+        let Counting {
+            mut set,
+            add,
+            mut names,
+            mut values,
+        } = Counting::of(p, new_user);
         // Deliveries arrive out of order: last_seen is a max, first_seen a min, the context the
         // latest by event time. The condition makes the plan fail if a concurrent write moved them.
         let condition = if t >= last {
@@ -311,31 +291,13 @@ impl Store {
         shard: u32,
         plan: ShardPlan,
     ) -> Result<Attempt, StoreError> {
-        let rank = p.o.suggestion.priority as i64;
         let new_user = p.user.is_some() && !p.user_known;
-        let mut set = vec!["#reason = :reason", "#updated = :now"];
-        let mut add = vec!["#occ :one", "#prio :prio"];
-        if new_user {
-            add.push("#users :one");
-        }
-        let mut names: Vec<(&str, String)> = vec![
-            ("#reason", format!("reason_{rank}")),
-            ("#updated", "updated_at".into()),
-            ("#occ", "occ".into()),
-            ("#prio", "prio".into()),
-            ("#first", "first_seen".into()),
-            ("#last", "last_seen".into()),
-        ];
-        if new_user {
-            names.push(("#users", "users".into()));
-        }
-        let mut values: Vec<(&str, AttributeValue)> = vec![
-            (":reason", attr::str(&p.o.suggestion.reason)),
-            (":now", attr::str(rfc3339(p.ctx.received_at))),
-            (":one", attr::num(1)),
-            (":prio", AttributeValue::Ns(vec![rank.to_string()])),
-            (":t", attr::num(p.timestamp_ms())),
-        ];
+        let Counting {
+            mut set,
+            add,
+            mut names,
+            mut values,
+        } = Counting::of(p, new_user);
         let condition = match plan {
             ShardPlan::Newest => {
                 set.extend([
@@ -584,6 +546,46 @@ impl Store {
             },
             Err(e) => Err(StoreError::sdk("TransactWriteItems", e)),
         }
+    }
+}
+
+/// The part of a counter update every accepted delivery makes, on the main item or a shard:
+/// occurrences, the rank seen (a number set, so raising needs no read), its reason, the user when
+/// new. Every attribute goes through a name placeholder: several are DynamoDB reserved words.
+struct Counting {
+    set: Vec<&'static str>,
+    add: Vec<&'static str>,
+    names: Vec<(&'static str, String)>,
+    values: Vec<(&'static str, AttributeValue)>,
+}
+
+impl Counting {
+    fn of(p: &Plan<'_>, new_user: bool) -> Self {
+        let rank = p.o.suggestion.priority as i64;
+        let mut c = Self {
+            set: vec!["#reason = :reason", "#updated = :now"],
+            add: vec!["#occ :one", "#prio :prio"],
+            names: vec![
+                ("#reason", format!("reason_{rank}")),
+                ("#updated", "updated_at".into()),
+                ("#occ", "occ".into()),
+                ("#prio", "prio".into()),
+                ("#first", "first_seen".into()),
+                ("#last", "last_seen".into()),
+            ],
+            values: vec![
+                (":reason", attr::str(&p.o.suggestion.reason)),
+                (":now", attr::str(rfc3339(p.ctx.received_at))),
+                (":one", attr::num(1)),
+                (":prio", AttributeValue::Ns(vec![rank.to_string()])),
+                (":t", attr::num(p.timestamp_ms())),
+            ],
+        };
+        if new_user {
+            c.add.push("#users :one");
+            c.names.push(("#users", "users".into()));
+        }
+        c
     }
 }
 
