@@ -28,6 +28,13 @@ async fn serve(h: &Harness) -> String {
             "http://127.0.0.1:3000",
             "http://127.0.0.1:5173",
         )),
+        sync: sync::Sync::new(flowback_tests::harness::connector_for(
+            &h.store,
+            &h.secrets,
+            "http://127.0.0.1:9",
+            "http://127.0.0.1:3000",
+            "http://127.0.0.1:5173",
+        )),
     });
     let app = router(functions, Verifier::new(SECRET).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
