@@ -229,6 +229,10 @@ async fn visit(
             // Not recorded as visited: the connection stays first in line for the next run.
             tracing::warn!(connection_id = %conn, error = %e, "sync of a connection failed");
             report.failures += 1;
+            if let Err(e) = store.release_sync_lease(conn, owner).await {
+                // It runs out by itself at the end of the budget.
+                tracing::warn!(connection_id = %conn, error = %e, "sync lease not released");
+            }
         }
         Err(_) => {
             tracing::warn!(connection_id = %conn, "sync budget ran out inside a connection");
@@ -267,10 +271,18 @@ async fn finish_cleanup(
 ) -> Result<(), StoreError> {
     let store = &state.connector.store;
     let conn = &connection.id;
-    let pending = store
+    let recorded = store
         .get_cleanup(conn)
         .await?
         .is_some_and(|c| !c.pending_destinations.is_empty() || c.revoke_pending);
+    // A destination made by an upkeep that overlapped the disconnect is on a forwarding item but
+    // in no cleanup record; `disconnect_connection` removes whatever the items still hold.
+    let held = store
+        .list_forwarding(conn)
+        .await?
+        .iter()
+        .any(|e| e.destination_id.is_some() || e.issue_destination_id.is_some());
+    let pending = recorded || held;
     if pending {
         let done = state
             .connector

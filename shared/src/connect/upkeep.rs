@@ -43,10 +43,17 @@ impl Connector {
             .ok_or(UpkeepError::NoSigningSecret)?;
         let url = self.webhook_url(conn);
         // A run that crashed after a create left a function PostHog knows and we do not.
-        let existing = self
+        let existing = match self
             .posthog
             .functions_of(region, token, project.id, conn)
-            .await?;
+            .await
+        {
+            Ok(found) => found,
+            // The project is gone: the create below says so, and the environment is recorded
+            // unavailable instead of failing every run.
+            Err(PostHogError::NotFound) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
         let adopt = |kind: &str| {
             existing
                 .iter()

@@ -155,6 +155,31 @@ impl Store {
         }
     }
 
+    /// Lets the connection go without recording a visit (the run failed on it).
+    pub async fn release_sync_lease(
+        &self,
+        conn: &ConnectionId,
+        owner: &str,
+    ) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key(keys::sync_connection(conn))))
+            .update_expression("REMOVE #until, #owner")
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#until", "lease_until")
+            .expression_attribute_names("#owner", "lease_owner")
+            .expression_attribute_values(":owner", attr::str(owner))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(()),
+            Err(e) if conditional_failure(&e) => Ok(()),
+            Err(e) => Err(StoreError::sdk("UpdateItem", e)),
+        }
+    }
+
     /// A disconnected connection with nothing left to clean up needs no more visits.
     pub async fn unregister_from_sync(
         &self,
