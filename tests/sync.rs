@@ -478,3 +478,40 @@ async fn the_scheduled_event_file_runs_the_upkeep() {
     assert_eq!(report.connections_seen, 1, "{report:?}");
     assert_eq!(report.failures, 0, "{report:?}");
 }
+
+#[tokio::test]
+async fn a_destination_deleted_in_posthog_is_made_again() {
+    let h = connected(&[(2, "Shop")]).await;
+    let conn = h.connection().await;
+    let before = h.forwarding(&conn.id).await[0].clone();
+    let old = before.destination_id.clone().unwrap();
+    // Someone removes it in PostHog's UI (the same soft delete PostHog's API does).
+    let connector = h.connector();
+    let token = connector.tokens().access_token(&conn).await.unwrap();
+    connector
+        .posthog
+        .delete_hog_function(
+            flowback::posthog::Region::Us,
+            &token,
+            before.environment_id,
+            &old,
+        )
+        .await
+        .unwrap();
+
+    let report = run(&h).await;
+    assert_eq!(report.destinations_repaired, 1, "{report:?}");
+    let after = h.forwarding(&conn.id).await[0].clone();
+    let new = after.destination_id.clone().unwrap();
+    assert_ne!(new, old);
+    assert_eq!(
+        after.issue_destination_id, before.issue_destination_id,
+        "the issue destination still there is adopted, not made twice"
+    );
+    assert_eq!(live(&h.posthog.hog_functions(2)), 2);
+    let answer = deliver(&h, 2, "00000000-0000-4000-8000-000000000801").await;
+    assert_eq!(
+        answer["result"], "ignored",
+        "Do not import, but delivered: {answer}"
+    );
+}
