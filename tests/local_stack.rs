@@ -28,6 +28,13 @@ async fn serve(h: &Harness) -> String {
             "http://127.0.0.1:3000",
             "http://127.0.0.1:5173",
         )),
+        sync: sync::Sync::new(flowback_tests::harness::connector_for(
+            &h.store,
+            &h.secrets,
+            "http://127.0.0.1:9",
+            "http://127.0.0.1:3000",
+            "http://127.0.0.1:5173",
+        )),
     });
     let app = router(functions, Verifier::new(SECRET).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -136,4 +143,29 @@ async fn a_signed_delivery_through_the_gateway_becomes_a_listed_draft() {
         .await
         .unwrap();
     assert_eq!(missing.status(), 404);
+}
+
+#[tokio::test]
+async fn post_local_sync_runs_the_upkeep_once_and_answers_its_report() {
+    let h = harness().await;
+    let base = serve(&h).await;
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/local/sync"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let report: Value = resp.json().await.unwrap();
+    // This harness seeds its connection without a connect, so the registry is empty.
+    assert_eq!(report["connections_seen"], 0, "{report}");
+    assert_eq!(report["failures"], 0, "{report}");
+    for counter in [
+        "tokens_refreshed",
+        "destinations_repaired",
+        "projects_provisioned",
+        "cleanups_finished",
+        "issues_synced",
+    ] {
+        assert!(report[counter].is_u64(), "{counter}: {report}");
+    }
 }

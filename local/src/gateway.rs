@@ -20,6 +20,8 @@ pub struct Functions {
     pub webhook: webhook::Webhook,
     pub settings: settings::Settings,
     pub drafts: drafts::Drafts,
+    /// Scheduled by EventBridge when deployed; here run by hand through `POST /local/sync`.
+    pub sync: sync::Sync,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -112,11 +114,26 @@ pub fn router(functions: Arc<Functions>, verifier: Verifier) -> Router {
         router = router.route(path, on(filter, handler));
     }
     router
+        .route("/local/sync", axum::routing::post(run_sync))
         .fallback(|| async {
             let body = json!({"error": {"code": "no_route", "message": "no such route"}});
             (StatusCode::NOT_FOUND, axum::Json(body))
         })
         .with_state(gateway)
+}
+
+/// `POST /local/sync`: one run of the scheduled upkeep, answering its report. Local only: no API
+/// Gateway route reaches the `sync` function.
+async fn run_sync(State(g): State<Gateway>) -> Response {
+    let functions = &g.functions;
+    match sync::run_once(&functions.sync, functions.sync.budget).await {
+        Ok(report) => (StatusCode::OK, axum::Json(json!(report))).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "local sync run failed");
+            let body = json!({"error": {"code": "storage_unavailable", "message": "the sync registry could not be read"}});
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -69,6 +69,7 @@ pub async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error + S
         webhook: webhook::Webhook::new(store.clone(), secrets.clone(), max_new),
         settings: settings::Settings::new(connector()),
         drafts: drafts::Drafts::new(store.clone()),
+        sync: sync::Sync::new(connector()),
     });
     let app = gateway::router(functions, auth::Verifier::new(&settings.jwt_secret)?);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", settings.port)).await?;

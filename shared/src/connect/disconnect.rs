@@ -99,6 +99,14 @@ impl Connector {
         let conn = &connection.id;
         let at = now_rfc3339();
         self.store.mark_disconnected(conn, by, &at).await?;
+        // `sync` keeps retrying what this leaves at PostHog until the cleanup is complete.
+        self.store
+            .register_for_sync(
+                conn,
+                &connection.workspace_id,
+                ConnectionStatus::Disconnected,
+            )
+            .await?;
         self.store
             .set_workspace_status(
                 &connection.workspace_id,

@@ -9,9 +9,11 @@
 mod disconnect;
 mod provision;
 pub mod tokens;
+mod upkeep;
 
 pub use disconnect::{CleanupReport, DisconnectReport, TokenOverride};
 pub use provision::{Callback, CallbackError};
+pub use upkeep::UpkeepError;
 
 use crate::caller::Caller;
 use crate::config::{self, ConfigError};

@@ -519,6 +519,9 @@ impl Connector {
             .mark_disconnected(&made.conn, "connect-undo", &now)
             .await?;
         self.store
+            .register_for_sync(&made.conn, ws, ConnectionStatus::Disconnected)
+            .await?;
+        self.store
             .record_cleanup(
                 &made.conn,
                 &Cleanup {

@@ -49,6 +49,9 @@ pub struct StoredTokens {
     pub refresh_token: Option<SecretString>,
     pub expires_at: OffsetDateTime,
     pub scope: String,
+    /// When PostHog issued the refresh token held, to renew it well before its 30 days run out.
+    /// `None` for tokens stored before this was recorded: their age is unknown.
+    pub refreshed_at: Option<OffsetDateTime>,
 }
 
 #[derive(Deserialize)]
@@ -59,6 +62,8 @@ struct Raw {
     expires_at: String,
     #[serde(default)]
     scope: String,
+    #[serde(default)]
+    refreshed_at: Option<String>,
 }
 
 /// PostHog's 1 h when a response carries no `expires_in`.
@@ -77,6 +82,7 @@ impl StoredTokens {
             refresh_token: r.refresh_token.clone().or_else(|| previous.cloned()),
             expires_at: now + time::Duration::seconds(expires_in),
             scope: r.scope.clone().unwrap_or_default(),
+            refreshed_at: Some(now),
         }
     }
 
@@ -89,6 +95,10 @@ impl StoredTokens {
             expires_at: OffsetDateTime::parse(&raw.expires_at, &Rfc3339)
                 .map_err(|e| TokenError::Malformed(format!("expires_at: {e}")))?,
             scope: raw.scope,
+            // Unreadable counts as unknown: the next upkeep refreshes, which is always safe.
+            refreshed_at: raw
+                .refreshed_at
+                .and_then(|t| OffsetDateTime::parse(&t, &Rfc3339).ok()),
         })
     }
 
@@ -98,8 +108,20 @@ impl StoredTokens {
             "refresh_token": self.refresh_token.as_ref().map(|t| t.expose_secret()),
             "expires_at": crate::occurrence::rfc3339(self.expires_at),
             "scope": self.scope,
+            "refreshed_at": self.refreshed_at.map(crate::occurrence::rfc3339),
         });
         SecretString::from(body.to_string())
+    }
+
+    /// The refresh token is older than `max_age` (or of unknown age): renew it now, while it
+    /// still works, rather than let an idle connection die at PostHog's 30 days.
+    pub fn refresh_token_older_than(&self, now: OffsetDateTime, max_age: time::Duration) -> bool {
+        self.refreshed_at.is_none_or(|at| now - at > max_age)
+    }
+
+    /// The access token has expired or is about to.
+    pub fn access_token_stale_at(&self, now: OffsetDateTime) -> bool {
+        !self.fresh_at(now)
     }
 
     fn fresh_at(&self, now: OffsetDateTime) -> bool {
@@ -224,6 +246,13 @@ impl TokenKeeper<'_> {
         let at = now_rfc3339();
         if self.store.mark_needs_reconnect(&conn.id, &at).await? {
             self.store
+                .register_for_sync(
+                    &conn.id,
+                    &conn.workspace_id,
+                    ConnectionStatus::NeedsReconnect,
+                )
+                .await?;
+            self.store
                 .set_workspace_status(
                     &conn.workspace_id,
                     &conn.id,
@@ -277,5 +306,18 @@ mod tests {
         assert_eq!(back.refresh_token.unwrap().expose_secret(), "phr_1");
         assert_eq!(back.expires_at, t.expires_at);
         assert_eq!(back.scope, "project:read");
+        assert_eq!(back.refreshed_at, Some(now));
+    }
+
+    #[test]
+    fn a_refresh_token_of_unknown_or_great_age_is_due_for_renewal() {
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let mut t = StoredTokens::from_response(&response(Some("phr_1"), Some(3600)), now, None);
+        let twenty_days = time::Duration::days(20);
+        assert!(!t.refresh_token_older_than(now + time::Duration::days(19), twenty_days));
+        assert!(t.refresh_token_older_than(now + time::Duration::days(21), twenty_days));
+        t.refreshed_at = None;
+        assert!(t.refresh_token_older_than(now, twenty_days));
+        assert!(t.access_token_stale_at(now + time::Duration::hours(1)));
     }
 }

@@ -231,11 +231,18 @@ impl Store {
             )
             .build()
             .map_err(|e| StoreError::sdk("TransactWriteItems", e))?;
+        // The scheduled `sync` finds the connections to look after here, from the same instant.
+        let registry = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(super::sync::registry_item(self, c)))
+            .build()
+            .map_err(|e| StoreError::sdk("TransactWriteItems", e))?;
         let out = self
             .client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().put(connection).build())
             .transact_items(TransactWriteItem::builder().put(pointer).build())
+            .transact_items(TransactWriteItem::builder().put(registry).build())
             .send()
             .await;
         match out {

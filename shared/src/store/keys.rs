@@ -98,3 +98,20 @@ pub fn posthog_issue_link(
 pub fn forwarding_prefix() -> &'static str {
     "ENV#"
 }
+
+/// The partition `sync` queries to find the connections it looks after (the table grants it no
+/// Scan). One item per connection, from its commit until a disconnect's cleanup is done.
+pub const SYNC_CONNECTIONS_PK: &str = "SYNC#CONNECTIONS";
+
+pub fn sync_connection(conn: &ConnectionId) -> (String, String) {
+    (SYNC_CONNECTIONS_PK.into(), format!("CONN#{conn}"))
+}
+
+/// The workspace's approved issues that follow a PostHog issue, for `sync` to poll their status.
+pub fn approved_issues_pk(ws: &WorkspaceId) -> String {
+    format!("WS#{ws}#ISSUES")
+}
+
+pub fn approved_issue(ws: &WorkspaceId, issue_id: &str) -> (String, String) {
+    (approved_issues_pk(ws), format!("ISSUE#{issue_id}"))
+}

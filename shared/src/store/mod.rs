@@ -10,6 +10,7 @@ pub mod mappings;
 pub mod oauth_states;
 pub mod review;
 pub mod schema;
+pub mod sync;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;

@@ -167,6 +167,26 @@ impl Store {
                 .build(),
         ];
         if let Some(ph) = &draft.posthog_issue_id {
+            // Where PostHog has no lifecycle destination, `sync` polls the status of the issues
+            // listed here (a Query per workspace, never a Scan).
+            items.push(
+                TransactWriteItem::builder()
+                    .put(
+                        Put::builder()
+                            .table_name(&self.table)
+                            .set_item(Some(super::sync::approved_issue_item(
+                                self,
+                                ws,
+                                &iid,
+                                draft_id,
+                                draft.environment.id,
+                                ph,
+                            )))
+                            .build()
+                            .map_err(|e| StoreError::sdk("TransactWriteItems", e))?,
+                    )
+                    .build(),
+            );
             let mut link = self.key(keys::posthog_issue_link(ws, ph, &iid));
             link.insert("issue_id".into(), attr::str(&iid));
             link.insert("draft_id".into(), attr::str(draft_id));
