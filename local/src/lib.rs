@@ -53,6 +53,17 @@ pub async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error + S
     schema::create_table(store.client(), &settings.table).await?;
     let secrets = Secrets::from_config(&sdk, &settings.secret_prefix);
     let max_new = flowback::config::number("MAX_NEW_DRAFTS_PER_HOUR", 500)?;
+    // A confidential client's secret lives in Secrets Manager, as deployed; locally it comes from
+    // POSTHOG_CLIENT_SECRET (a public client, the default, has none).
+    if let Some(client_secret) = flowback::config::optional("POSTHOG_CLIENT_SECRET") {
+        let name = secrets.oauth_client_name();
+        let value = secrecy::SecretString::from(client_secret);
+        if secrets.get(&name).await?.is_some() {
+            secrets.put(&name, &value).await?;
+        } else {
+            secrets.create(&name, &value).await?;
+        }
+    }
     let app = flowback::connect::oauth_app(&secrets, settings.posthog_client_id.clone()).await?;
     let posthog = PostHog::new(settings.posthog.clone(), app, posthog::Budget::DEFAULT)?;
     let connector = || {
