@@ -8,10 +8,11 @@ export CARGO_TERM_COLOR ?= never
 
 .PHONY: test run lint unit tools fmt
 
+# The test run comes last so its closing line ("tests: N passed, M failed") ends the output.
 test: tools lint
-	scripts/run-tests.sh
 	scripts/validate-template.sh
 	scripts/build-lambdas.sh
+	scripts/run-tests.sh
 
 lint:
 	cargo fmt --all -- --check
