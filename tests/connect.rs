@@ -731,6 +731,7 @@ async fn the_region_the_user_picked_is_the_only_host_called() {
         flowback::posthog::OAuthApp {
             client_id: CLIENT_ID.into(),
             client_secret: None,
+            stored_secret: None,
         },
         flowback_tests::harness::TEST_BUDGET,
     )
@@ -768,4 +769,58 @@ async fn the_region_the_user_picked_is_the_only_host_called() {
     let conn = h.connection().await;
     assert_eq!(conn.region, "eu");
     assert_eq!(conn.posthog_base_url, h.posthog.base_url());
+}
+
+#[tokio::test]
+async fn a_confidential_clients_secret_is_read_from_secrets_manager_on_first_use() {
+    let h = three_projects().await;
+    h.posthog.register_client(
+        "confidential-app",
+        &format!("{}/integrations/posthog/callback", h.public_api_url),
+        Some("the-client-secret"),
+    );
+    h.secrets
+        .create(
+            &h.secrets.oauth_client_name(),
+            &SecretString::from(r#"{"client_secret": "the-client-secret"}"#),
+        )
+        .await
+        .unwrap();
+    let posthog = flowback::posthog::PostHog::new(
+        flowback::posthog::BaseUrls::new(h.posthog.base_url(), h.posthog.base_url()).unwrap(),
+        flowback::posthog::OAuthApp::stored("confidential-app".into(), h.secrets.clone()),
+        flowback_tests::harness::TEST_BUDGET,
+    )
+    .unwrap();
+    let connector = flowback::connect::Connector::new(
+        h.store.clone(),
+        h.secrets.clone(),
+        posthog,
+        &h.public_api_url,
+        &h.dashboard_url,
+    );
+    let who = flowback::caller::Caller {
+        workspace_id: h.ws.clone(),
+        user: "user_1".into(),
+    };
+    let url = connector
+        .start(&who, flowback::posthog::Region::Us)
+        .await
+        .unwrap();
+    let back = h.consent(&url).await;
+    let get = |k: &str| {
+        back.query_pairs()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.into_owned())
+    };
+    let (code, state) = (get("code"), get("state"));
+    let location = connector
+        .finish(flowback::connect::Callback {
+            code: code.as_deref(),
+            state: state.as_deref(),
+            error: None,
+        })
+        .await;
+    // The stand-in refuses a confidential client's code exchange without its secret.
+    assert!(location.ends_with("?status=connected"), "{location}");
 }

@@ -482,6 +482,7 @@ pub fn connector_for(
         OAuthApp {
             client_id: CLIENT_ID.into(),
             client_secret: None,
+            stored_secret: None,
         },
         TEST_BUDGET,
     )

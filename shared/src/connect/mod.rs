@@ -95,7 +95,7 @@ impl Connector {
         let sdk = crate::aws::load(budget).await;
         let store = Store::from_config(&sdk, config::required("TABLE_NAME")?);
         let secrets = Secrets::from_config(&sdk, config::required("SECRET_PREFIX")?);
-        let app = oauth_app(&secrets, config::required("POSTHOG_CLIENT_ID")?).await?;
+        let app = OAuthApp::stored(config::required("POSTHOG_CLIENT_ID")?, secrets.clone());
         let posthog = PostHog::new(BaseUrls::from_env()?, app, posthog::Budget::DEFAULT)
             .map_err(|e| ConfigError::Invalid("POSTHOG_CLIENT_ID", e.to_string()))?;
         Ok(Self::new(
@@ -157,20 +157,11 @@ pub async fn oauth_app(secrets: &Secrets, client_id: String) -> Result<OAuthApp,
         .get(&secrets.oauth_client_name())
         .await
         .map_err(|e| ConfigError::Invalid("SECRET_PREFIX", format!("OAuth client secret: {e}")))?;
-    let client_secret = stored.map(|s| {
-        use secrecy::ExposeSecret;
-        let raw = s.expose_secret();
-        match serde_json::from_str::<serde_json::Value>(raw) {
-            Ok(v) => match v["client_secret"].as_str() {
-                Some(inner) => secrecy::SecretString::from(inner.to_owned()),
-                None => s.clone(),
-            },
-            Err(_) => s.clone(),
-        }
-    });
+    let client_secret = stored.map(crate::posthog::parse_client_secret);
     Ok(OAuthApp {
         client_id,
         client_secret,
+        stored_secret: None,
     })
 }
 

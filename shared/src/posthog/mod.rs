@@ -101,6 +101,61 @@ fn checked_base(name: &'static str, raw: &str) -> Result<String, ConfigError> {
 pub struct OAuthApp {
     pub client_id: String,
     pub client_secret: Option<SecretString>,
+    /// Where an operator may have stored the secret, read on the first token call rather than at
+    /// init: most invocations never need it, and the read is a network round trip.
+    pub stored_secret: Option<std::sync::Arc<StoredClientSecret>>,
+}
+
+pub struct StoredClientSecret {
+    secrets: crate::secrets::Secrets,
+    cell: tokio::sync::OnceCell<Option<SecretString>>,
+}
+
+impl OAuthApp {
+    /// The client secret, if any, from `{prefix}oauth-client` on first use.
+    pub fn stored(client_id: String, secrets: crate::secrets::Secrets) -> Self {
+        Self {
+            client_id,
+            client_secret: None,
+            stored_secret: Some(std::sync::Arc::new(StoredClientSecret {
+                secrets,
+                cell: tokio::sync::OnceCell::new(),
+            })),
+        }
+    }
+
+    pub(crate) async fn secret(&self) -> Result<Option<SecretString>, PostHogError> {
+        if let Some(s) = &self.client_secret {
+            return Ok(Some(s.clone()));
+        }
+        let Some(stored) = &self.stored_secret else {
+            return Ok(None);
+        };
+        stored
+            .cell
+            .get_or_try_init(|| async {
+                let name = stored.secrets.oauth_client_name();
+                let found =
+                    stored.secrets.get(&name).await.map_err(|e| {
+                        PostHogError::Unavailable(format!("OAuth client secret: {e}"))
+                    })?;
+                Ok(found.map(parse_client_secret))
+            })
+            .await
+            .cloned()
+    }
+}
+
+/// An operator stores the client secret as a bare string, or as JSON with `client_secret`.
+pub fn parse_client_secret(stored: SecretString) -> SecretString {
+    use secrecy::ExposeSecret;
+    match serde_json::from_str::<serde_json::Value>(stored.expose_secret()) {
+        Ok(v) => match v["client_secret"].as_str() {
+            Some(inner) => SecretString::from(inner.to_owned()),
+            None => stored,
+        },
+        Err(_) => stored,
+    }
 }
 
 impl std::fmt::Debug for OAuthApp {
@@ -108,6 +163,7 @@ impl std::fmt::Debug for OAuthApp {
         f.debug_struct("OAuthApp")
             .field("client_id", &self.client_id)
             .field("confidential", &self.client_secret.is_some())
+            .field("secret_stored", &self.stored_secret.is_some())
             .finish()
     }
 }

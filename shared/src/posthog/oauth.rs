@@ -73,12 +73,12 @@ pub enum TokenKind {
 }
 
 impl PostHog {
-    fn client_fields(&self) -> Vec<(&'static str, String)> {
+    async fn client_fields(&self) -> Result<Vec<(&'static str, String)>, PostHogError> {
         let mut fields = vec![("client_id", self.app.client_id.clone())];
-        if let Some(secret) = &self.app.client_secret {
+        if let Some(secret) = self.app.secret().await? {
             fields.push(("client_secret", secret.expose_secret().to_owned()));
         }
-        fields
+        Ok(fields)
     }
 
     async fn token_request(
@@ -110,7 +110,7 @@ impl PostHog {
             ("redirect_uri", redirect_uri.to_owned()),
             ("code_verifier", verifier.expose_secret().to_owned()),
         ];
-        fields.extend(self.client_fields());
+        fields.extend(self.client_fields().await?);
         self.token_request(region, Replay::OnlyIfNotSent, fields)
             .await
     }
@@ -125,7 +125,7 @@ impl PostHog {
             ("grant_type", "refresh_token".to_owned()),
             ("refresh_token", refresh_token.expose_secret().to_owned()),
         ];
-        fields.extend(self.client_fields());
+        fields.extend(self.client_fields().await?);
         self.token_request(region, Replay::Safe, fields).await
     }
 
@@ -144,7 +144,7 @@ impl PostHog {
             ("token", token.expose_secret().to_owned()),
             ("token_type_hint", hint.to_owned()),
         ];
-        fields.extend(self.client_fields());
+        fields.extend(self.client_fields().await?);
         let url = self.url(region, "/oauth/revoke/");
         self.send(Replay::Safe, || self.http.post(&url).form(&fields))
             .await?;
