@@ -6,6 +6,7 @@ profile, run alternately so machine noise hits all alike. Peak RSS: the webhook 
 signed deliveries against moto's server (seeded by the local stack), read from /proc (VmHWM).
 
 Usage (scripts/bench-lambdas.sh runs it): lambda_bench.py BIN_DIR ROUNDS [--rss DELIVERIES]
+(ROUNDS 0 skips the init measurement.)
 """
 
 import http.server
@@ -83,6 +84,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 def env_for(port):
     env = dict(os.environ)
+    # Lambda always sets these; the functions take region and credentials from them.
+    env.setdefault("AWS_ACCESS_KEY_ID", "ASIABENCHBENCHBENCH0")
+    env.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    env.setdefault("AWS_SESSION_TOKEN", "bench")
     env.update(
         AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{port}",
         AWS_LAMBDA_FUNCTION_NAME="bench",
@@ -152,6 +157,14 @@ def main():
     rss_deliveries = int(sys.argv[4]) if len(sys.argv) > 4 and sys.argv[3] == "--rss" else 0
     emulator = Emulator()
     threading.Thread(target=emulator.serve_forever, daemon=True).start()
+    if rounds:
+        report_init(emulator, bin_dir, rounds)
+    if rss_deliveries:
+        peak, statuses = measure_rss(emulator, os.path.join(bin_dir, "webhook"), rss_deliveries)
+        print(f"\nwebhook peak RSS after {rss_deliveries} signed deliveries: {peak / 1024:.1f} MiB (answers by status: {statuses})")
+
+
+def report_init(emulator, bin_dir, rounds):
     times = {f: [] for f in FUNCTIONS}
     for _ in range(rounds):
         for f in FUNCTIONS:
@@ -165,9 +178,6 @@ def main():
         p90 = t[int(0.9 * (len(t) - 1))]
         size = os.path.getsize(os.path.join(bin_dir, f))
         print(f"{f:<14}{med:>10.2f}{p90:>9.2f}{med / base:>8.2f}{size:>12}")
-    if rss_deliveries:
-        peak, statuses = measure_rss(emulator, os.path.join(bin_dir, "webhook"), rss_deliveries)
-        print(f"\nwebhook peak RSS after {rss_deliveries} signed deliveries: {peak / 1024:.1f} MiB (answers by status: {statuses})")
 
 
 if __name__ == "__main__":
