@@ -110,8 +110,8 @@ impl PostHog {
     ) -> Result<HogFunction, PostHogError> {
         let url = self.url(region, &format!("/api/projects/{project}/hog_functions/"));
         let (_, answer) = self
-            .send(Replay::OnlyIfNotSent, || {
-                self.authorized(self.http.post(&url), token).json(body)
+            .send(Replay::OnlyIfNotSent, |http| {
+                self.authorized(http.post(&url), token).json(body)
             })
             .await?;
         hog_function(&answer)
@@ -134,7 +134,7 @@ impl PostHog {
         let mut found = Vec::new();
         for _ in 0..MAX_PAGES {
             let (_, body) = self
-                .send(Replay::Safe, || self.authorized(self.http.get(&url), token))
+                .send(Replay::Safe, |http| self.authorized(http.get(&url), token))
                 .await?;
             let results = body["results"]
                 .as_array()
@@ -179,7 +179,7 @@ impl PostHog {
     ) -> Result<HogFunction, PostHogError> {
         let url = self.url(region, &function_path(project, id));
         let (_, body) = self
-            .send(Replay::Safe, || self.authorized(self.http.get(&url), token))
+            .send(Replay::Safe, |http| self.authorized(http.get(&url), token))
             .await?;
         hog_function(&body).ok_or_else(|| PostHogError::Unexpected("function without an id".into()))
     }
@@ -222,8 +222,8 @@ impl PostHog {
         body: Value,
     ) -> Result<(), PostHogError> {
         let url = self.url(region, &function_path(project, id));
-        self.send(Replay::Safe, || {
-            self.authorized(self.http.patch(&url), token).json(&body)
+        self.send(Replay::Safe, |http| {
+            self.authorized(http.patch(&url), token).json(&body)
         })
         .await?;
         Ok(())

@@ -27,7 +27,7 @@ impl PostHog {
             &format!("/api/projects/{project}/error_tracking/issues/{id}/"),
         );
         let (_, body) = self
-            .send(Replay::Safe, || self.authorized(self.http.get(&url), token))
+            .send(Replay::Safe, |http| self.authorized(http.get(&url), token))
             .await?;
         Ok(Issue {
             id: body["id"].as_str().unwrap_or(issue_id).to_owned(),

@@ -224,7 +224,9 @@ pub(crate) enum Replay {
 
 #[derive(Clone)]
 pub struct PostHog {
-    http: reqwest::Client,
+    /// Built on the first call: building it loads the system's root certificates, a cost most
+    /// invocations (reads of our own table) never need to pay at init.
+    http: std::sync::Arc<std::sync::OnceLock<Result<reqwest::Client, String>>>,
     bases: BaseUrls,
     app: OAuthApp,
     budget: Budget,
@@ -232,19 +234,27 @@ pub struct PostHog {
 
 impl PostHog {
     pub fn new(bases: BaseUrls, app: OAuthApp, budget: Budget) -> Result<Self, PostHogError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(budget.connect)
-            .timeout(budget.request)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("flowback/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| PostHogError::Unexpected(format!("HTTP client: {e}")))?;
         Ok(Self {
-            http,
+            http: std::sync::Arc::new(std::sync::OnceLock::new()),
             bases,
             app,
             budget,
         })
+    }
+
+    fn http(&self) -> Result<&reqwest::Client, PostHogError> {
+        self.http
+            .get_or_init(|| {
+                reqwest::Client::builder()
+                    .connect_timeout(self.budget.connect)
+                    .timeout(self.budget.request)
+                    .redirect(reqwest::redirect::Policy::none())
+                    .user_agent(concat!("flowback/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| PostHogError::Unexpected(format!("HTTP client: {e}")))
     }
 
     pub fn bases(&self) -> &BaseUrls {
@@ -267,11 +277,12 @@ impl PostHog {
     pub(crate) async fn send(
         &self,
         replay: Replay,
-        build: impl Fn() -> RequestBuilder,
+        build: impl Fn(&reqwest::Client) -> RequestBuilder,
     ) -> Result<(StatusCode, Value), PostHogError> {
+        let http = self.http()?;
         let mut attempt = 1;
         loop {
-            let outcome = build().send().await;
+            let outcome = build(http).send().await;
             let retry_after = match outcome {
                 Ok(response) => {
                     let status = response.status();

@@ -89,7 +89,7 @@ impl PostHog {
     ) -> Result<TokenResponse, PostHogError> {
         let url = self.url(region, "/oauth/token/");
         let (_, body) = self
-            .send(replay, || self.http.post(&url).form(&fields))
+            .send(replay, |http| http.post(&url).form(&fields))
             .await?;
         serde_json::from_value(body)
             .map_err(|e| PostHogError::Unexpected(format!("token response: {e}")))
@@ -146,7 +146,7 @@ impl PostHog {
         ];
         fields.extend(self.client_fields().await?);
         let url = self.url(region, "/oauth/revoke/");
-        self.send(Replay::Safe, || self.http.post(&url).form(&fields))
+        self.send(Replay::Safe, |http| http.post(&url).form(&fields))
             .await?;
         Ok(())
     }

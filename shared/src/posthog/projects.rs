@@ -62,7 +62,7 @@ impl PostHog {
     ) -> Result<Project, PostHogError> {
         let url = self.url(region, &format!("/api/projects/{id}/"));
         let (_, body) = self
-            .send(Replay::Safe, || self.authorized(self.http.get(&url), token))
+            .send(Replay::Safe, |http| self.authorized(http.get(&url), token))
             .await?;
         project(&body).ok_or_else(|| PostHogError::Unexpected("project without an id".into()))
     }
@@ -77,7 +77,7 @@ impl PostHog {
         let mut found = Vec::new();
         for _ in 0..MAX_PAGES {
             let (_, body) = self
-                .send(Replay::Safe, || self.authorized(self.http.get(&url), token))
+                .send(Replay::Safe, |http| self.authorized(http.get(&url), token))
                 .await?;
             let results = body["results"]
                 .as_array()
