@@ -369,27 +369,17 @@ impl Store {
         now_ms: i64,
         until_ms: i64,
     ) -> Result<bool, StoreError> {
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(self.key(keys::connection(conn))))
-            .update_expression("SET #until = :until, #owner = :owner")
-            .condition_expression(
-                "attribute_exists(PK) AND (attribute_not_exists(#until) OR #until < :now)",
-            )
-            .expression_attribute_names("#until", "refresh_lease_until")
-            .expression_attribute_names("#owner", "refresh_lease_owner")
-            .expression_attribute_values(":until", attr::num(until_ms))
-            .expression_attribute_values(":owner", attr::str(owner))
-            .expression_attribute_values(":now", attr::num(now_ms))
-            .send()
-            .await;
-        match out {
-            Ok(_) => Ok(true),
-            Err(e) if conditional_failure(&e) => Ok(false),
-            Err(e) => Err(StoreError::sdk("UpdateItem", e)),
-        }
+        self.acquire_lease(
+            keys::connection(conn),
+            super::LeaseAttrs {
+                until: "refresh_lease_until",
+                owner: "refresh_lease_owner",
+            },
+            owner,
+            now_ms,
+            until_ms,
+        )
+        .await
     }
 
     pub async fn release_refresh_lease(

@@ -129,6 +129,51 @@ impl Store {
     }
 }
 
+/// Names of the two attributes a lease on an item is kept in.
+pub(crate) struct LeaseAttrs {
+    pub until: &'static str,
+    pub owner: &'static str,
+}
+
+impl Store {
+    /// Takes a lease on an existing item until `until_ms`, unless another owner holds one that has
+    /// not run out. `false` while someone else holds it; a crashed holder's lease simply expires.
+    pub(crate) async fn acquire_lease(
+        &self,
+        key: (String, String),
+        attrs: LeaseAttrs,
+        owner: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key(key)))
+            .update_expression("SET #until = :until, #owner = :owner")
+            .condition_expression(
+                "attribute_exists(PK) AND (attribute_not_exists(#until) OR #until < :now)",
+            )
+            .expression_attribute_names("#until", attrs.until)
+            .expression_attribute_names("#owner", attrs.owner)
+            .expression_attribute_values(":until", attr::num(until_ms))
+            .expression_attribute_values(":owner", attr::str(owner))
+            .expression_attribute_values(":now", attr::num(now_ms))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            Err(aws_sdk_dynamodb::error::SdkError::ServiceError(e))
+                if e.err().is_conditional_check_failed_exception() =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(StoreError::sdk("UpdateItem", e)),
+        }
+    }
+}
+
 /// Readers for attribute maps that turn absence or a wrong type into `None`.
 pub(crate) mod attr {
     use super::Item;

@@ -104,27 +104,17 @@ impl Store {
         now_ms: i64,
         until_ms: i64,
     ) -> Result<bool, StoreError> {
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(self.key(keys::sync_connection(conn))))
-            .update_expression("SET #until = :until, #owner = :owner")
-            .condition_expression(
-                "attribute_exists(PK) AND (attribute_not_exists(#until) OR #until < :now)",
-            )
-            .expression_attribute_names("#until", "lease_until")
-            .expression_attribute_names("#owner", "lease_owner")
-            .expression_attribute_values(":until", attr::num(until_ms))
-            .expression_attribute_values(":owner", attr::str(owner))
-            .expression_attribute_values(":now", attr::num(now_ms))
-            .send()
-            .await;
-        match out {
-            Ok(_) => Ok(true),
-            Err(e) if conditional_failure(&e) => Ok(false),
-            Err(e) => Err(StoreError::sdk("UpdateItem", e)),
-        }
+        self.acquire_lease(
+            keys::sync_connection(conn),
+            super::LeaseAttrs {
+                until: "lease_until",
+                owner: "lease_owner",
+            },
+            owner,
+            now_ms,
+            until_ms,
+        )
+        .await
     }
 
     /// Records the visit and lets the connection go, if this run still holds it.
